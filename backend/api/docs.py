@@ -1,0 +1,57 @@
+"""The OpenAPI document: the Api object, security schemes, documented error responses."""
+
+from __future__ import annotations
+
+import http
+
+from flask_smorest import Api
+from flask_smorest.spec import prepare_response
+
+from backend.schemas.common import ErrorSchema
+
+RETRY_AFTER_HEADER = {
+    "Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}},
+}
+WITH_RETRY_AFTER = {429, 503}
+BEARER = [{"bearerAuth": []}]
+
+
+class TanpuApi(Api):
+    """flask-smorest's Api with the contract's error body; Tanpu registers its own handlers."""
+
+    ERROR_SCHEMA = ErrorSchema
+
+    def _register_error_handlers(self):
+        """Left to backend.errors, which answers every error with the contract's body."""
+
+    def _register_responses(self):
+        for status in http.HTTPStatus:
+            response: dict = {"description": status.phrase}
+            if not (100 <= status < 200) and status not in (204, 304):
+                response["schema"] = self.ERROR_SCHEMA
+            if status in WITH_RETRY_AFTER:
+                response["headers"] = RETRY_AFTER_HEADER
+            prepare_response(response, self.spec, self.DEFAULT_RESPONSE_CONTENT_TYPE)
+            self.spec.components.response(status.name, response, lazy=True)
+        response = {"description": "Default error response", "schema": self.ERROR_SCHEMA}
+        prepare_response(response, self.spec, self.DEFAULT_RESPONSE_CONTENT_TYPE)
+        self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
+
+
+def documents_errors(bp, *statuses: int):
+    """Decorator: the view documents these error statuses with the contract's error body."""
+
+    def decorate(view):
+        for status in sorted(statuses, reverse=True):
+            view = bp.alt_response(status, response=http.HTTPStatus(status).name)(view)
+        return view
+
+    return decorate
+
+
+def register_security_schemes(api: TanpuApi) -> None:
+    api.spec.components.security_scheme(
+        "bearerAuth",
+        {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+         "description": "participant token (WeChat login) or staff token (staff login)"},
+    )

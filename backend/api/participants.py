@@ -1,0 +1,75 @@
+"""Participant login and profile: /auth/wechat-login and /me."""
+
+from __future__ import annotations
+
+from flask import g
+from flask_smorest import Blueprint
+
+from backend.api.docs import BEARER, documents_errors
+from backend.auth import participant_required
+from backend.extensions import db
+from backend.schemas.users import LoginSchema, MePatchArgs, MeSchema, WeChatLoginArgs
+from backend.services.logins import login_with_wechat
+from backend.services.users import joined_campaign_slugs, update_profile
+from backend.wechat import current_wechat
+
+bp = Blueprint("participants", __name__, url_prefix="/api/v1", description="Participants")
+
+
+@bp.route("/auth/wechat-login", methods=["POST"])
+@bp.arguments(WeChatLoginArgs)
+@bp.response(200, LoginSchema)
+@documents_errors(bp, 400, 401, 403, 415, 429, 503)
+def wechat_login(args):
+    """Turn a wx.login code into a participant token.
+
+    The code is sent to WeChat at most once; a code seen before is 401 without calling WeChat.
+    """
+    result = login_with_wechat(current_wechat(), args["code"])
+    user = result.user
+    body = {
+        "token": result.token.token,
+        "expires_in": result.token.expires_in,
+        "user": {"id": user.id, "nickname": user.nickname, "avatar_url": user.avatar_url,
+                 "is_new": result.is_new},
+    }
+    db.session.commit()
+    return body
+
+
+def _me(user) -> dict:
+    return {
+        "id": user.id,
+        "nickname": user.nickname,
+        "nickname_status": user.nickname_status,
+        "avatar_url": user.avatar_url,
+        "on_leaderboard": user.on_leaderboard,
+        "campaigns": joined_campaign_slugs(user),
+    }
+
+
+@bp.route("/me", methods=["GET"])
+@bp.response(200, MeSchema)
+@bp.doc(security=BEARER)
+@documents_errors(bp, 401, 403)
+@participant_required
+def get_me():
+    """My profile and the campaigns I joined."""
+    return _me(g.user)
+
+
+@bp.route("/me", methods=["PATCH"])
+@bp.arguments(MePatchArgs)
+@bp.response(200, MeSchema)
+@bp.doc(security=BEARER)
+@documents_errors(bp, 400, 401, 403, 415)
+@participant_required
+def patch_me(changes):
+    """Change my nickname, avatar or leaderboard visibility.
+
+    A new nickname is shown publicly only after WeChat's content check passes it.
+    """
+    user = update_profile(g.user, changes, current_wechat())
+    body = _me(user)
+    db.session.commit()
+    return body

@@ -1,0 +1,54 @@
+"""Extensions, created unbound and attached to an app by ``init_app``."""
+
+from __future__ import annotations
+
+import redis
+from flask import Flask
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import MetaData, event
+from sqlalchemy.engine import Engine
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
+migrate = Migrate(render_as_batch=True, compare_type=True)
+
+
+class RedisHolder:
+    """The Redis client of the app, or None when ``REDIS_URL`` is unset (SQL answers alone)."""
+
+    def init_app(self, app: Flask) -> None:
+        url = app.config.get("REDIS_URL")
+        client = None
+        if url:
+            client = redis.Redis.from_url(
+                url, socket_connect_timeout=0.5, socket_timeout=1.0, health_check_interval=30
+            )
+        app.extensions["tanpu_redis"] = client
+
+    @staticmethod
+    def client(app: Flask) -> redis.Redis | None:
+        return app.extensions.get("tanpu_redis")
+
+
+redis_holder = RedisHolder()
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    """SQLite: enforce foreign keys, wait on locks instead of failing at once, and use WAL."""
+    module = type(dbapi_connection).__module__
+    if not module.startswith("sqlite3"):
+        return
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()

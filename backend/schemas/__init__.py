@@ -1,0 +1,1 @@
+"""marshmallow schemas: FooArgs for input, FooSchema for output, one module per area."""

@@ -1,0 +1,40 @@
+"""Shared schema pieces: the error body, trimmed strings, list envelopes."""
+
+from __future__ import annotations
+
+import unicodedata
+
+from marshmallow import RAISE, Schema, ValidationError, fields
+
+
+class StrictSchema(Schema):
+    """Input schemas reject unknown fields."""
+
+    class Meta:
+        unknown = RAISE
+
+
+class Trimmed(fields.String):
+    """A string with surrounding white space removed before validation."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        return text.strip()
+
+
+def no_control_characters(text: str) -> None:
+    if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in text):
+        raise ValidationError("Must not contain control characters.")
+
+
+class ErrorBodySchema(Schema):
+    code = fields.String(required=True, metadata={"description": "stable machine code"})
+    message = fields.String(required=True, metadata={"description": "zh-CN, or en on request"})
+    fields = fields.Dict(
+        keys=fields.String(), values=fields.List(fields.String()),
+        metadata={"description": "validation errors: flat dotted path -> messages"},
+    )
+
+
+class ErrorSchema(Schema):
+    error = fields.Nested(ErrorBodySchema, required=True)

@@ -1,0 +1,1 @@
+"""Use cases: verb_noun functions that load rows, call campaigns/, write rows and flush."""
