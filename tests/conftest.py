@@ -116,7 +116,7 @@ def make_app(database_url, secret_key):
             db.session.remove()
             db.engine.dispose()
     if built:
-        _empty_tables(built[0])
+        _empty_tables(create_app(environ=test_environ(database_url, SECRET_KEY=secret_key)))
     _flush_test_redis()
 
 
@@ -188,3 +188,22 @@ def redis_url() -> str:
     if not TEST_REDIS_URL:
         pytest.skip("TEST_REDIS_URL is unset")
     return TEST_REDIS_URL
+
+
+@pytest.fixture
+def fake_wechat():
+    """A fake WeChat server over HTTP on 127.0.0.1 (tests/support/fake_wechat.py)."""
+    from tests.support.fake_wechat import FakeWeChat
+
+    fake = FakeWeChat().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def wechat_app(make_app, fake_wechat):
+    """An app that talks to the fake WeChat server instead of the sandbox."""
+    from tests.support.fake_wechat import APP_SECRET, APPID
+
+    return make_app(WECHAT_SANDBOX="0", WECHAT_APPID=APPID, WECHAT_SECRET=APP_SECRET,
+                    WECHAT_API_BASE=fake_wechat.base_url)
