@@ -6,14 +6,16 @@ import logging
 from collections.abc import Mapping
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from backend import auth, models
 from backend.api import register_api
 from backend.cli import register_cli
 from backend.config import load_config
 from backend.errors import register_error_handlers
-from backend.extensions import db, migrate, redis_holder
+from backend.extensions import db, limiter, migrate, redis_holder
 from backend.services.logins import next_sandbox_login_number
+from backend.services.staff import load_staff
 from backend.services.users import load_user
 from backend.wechat import build_wechat
 
@@ -32,11 +34,19 @@ def create_app(config: Mapping | None = None, environ: Mapping | None = None) ->
     app.json.ensure_ascii = False
     app.json.sort_keys = False
 
+    if app.config["TRUSTED_PROXIES"]:
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+    app.config["RATELIMIT_ENABLED"] = app.config["RATE_LIMITS_ENABLED"]
+    app.config["RATELIMIT_STORAGE_URI"] = app.config["REDIS_URL"] or "memory://"
+
     db.init_app(app)
     migrate.init_app(app, db, directory=_migrations_directory())
     redis_holder.init_app(app)
+    limiter.init_app(app)
     app.extensions["tanpu_wechat"] = build_wechat(app.config, next_sandbox_login_number)
     auth.PRINCIPAL_LOADERS["participant"] = load_user
+    auth.PRINCIPAL_LOADERS["staff"] = load_staff
 
     register_api(app)
     register_error_handlers(app)

@@ -112,3 +112,27 @@ def participant_required(view):
         return view(*args, **kwargs)
 
     return wrapper
+
+
+def staff_required(view):
+    """The view runs with ``g.staff`` set to the logged-in staff account."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        g.staff = current_principal("staff")
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def admin_required(view):
+    """Staff with the admin role only; organisers get 403 auth.forbidden."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        g.staff = current_principal("staff")
+        if not g.staff.is_admin:
+            raise ApiError(403, "auth.forbidden")
+        return view(*args, **kwargs)
+
+    return wrapper

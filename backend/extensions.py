@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import redis
 from flask import Flask
+from flask_limiter import Limiter
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData, event
@@ -52,3 +53,14 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.close()
+
+
+def _client_address() -> str:
+    from flask_limiter.util import get_remote_address
+
+    return get_remote_address() or "unknown"
+
+
+# Storage: Redis when REDIS_URL is set (limits hold across workers and instances), else memory,
+# where they hold per process (the README says so).
+limiter = Limiter(key_func=_client_address, default_limits=[], headers_enabled=False)

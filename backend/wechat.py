@@ -8,10 +8,12 @@ or a session_key: the query string of code2Session carries the secret and the co
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import logging
 import re
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +21,8 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 
 import requests
+import urllib3
+from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
 
 from backend.errors import ApiError
@@ -91,6 +95,81 @@ def _surely_not_sent(error: requests.RequestException) -> bool:
     return False
 
 
+class _TrackedCall:
+    """The socket of one WeChat request, so that the caller can cut it at the deadline."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._aborted = False
+
+    def attach(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sock = sock
+            if self._aborted:
+                self._shutdown()
+
+    def abort(self) -> None:
+        with self._lock:
+            self._aborted = True
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_RDWR)
+
+
+_current = threading.local()
+
+
+class _TrackedHTTPConnection(urllib3.connection.HTTPConnection):
+    def connect(self) -> None:
+        super().connect()
+        call = getattr(_current, "call", None)
+        if call is not None:
+            call.attach(self.sock)
+
+
+class _TrackedHTTPSConnection(urllib3.connection.HTTPSConnection):
+    def connect(self) -> None:
+        super().connect()
+        call = getattr(_current, "call", None)
+        if call is not None:
+            call.attach(self.sock)
+
+
+class _TrackedHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _TrackedHTTPConnection
+
+
+class _TrackedHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _TrackedHTTPSConnection
+
+
+class _TrackedAdapter(HTTPAdapter):
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _TrackedHTTPPool, "https": _TrackedHTTPSPool,
+        }
+
+
+def _send(call: _TrackedCall, method: str, url: str, **kwargs) -> requests.Response:
+    """One request on a fresh connection whose socket ``call`` can shut down."""
+    _current.call = call
+    try:
+        with requests.Session() as session:
+            adapter = _TrackedAdapter(max_retries=0)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            response = session.request(method, url, **kwargs)
+            _ = response.content  # the whole body, inside the deadline
+            return response
+    finally:
+        _current.call = None
+
+
 class WeChatClient:
     """code2Session and the content check over HTTP against ``WECHAT_API_BASE``."""
 
@@ -113,22 +192,23 @@ class WeChatClient:
     def _call(self, method: str, path: str, **kwargs) -> dict:
         """The JSON object WeChat answered, within the deadline; raises 503 wechat.unavailable.
 
-        A slow or silent server is abandoned at the deadline: the request runs in a worker
-        thread so that no single read, however slow, can hold the caller past it.
+        The request runs in a worker thread; at the deadline its socket is shut down, so a
+        server that answers slowly (even a byte at a time) frees the thread at once.
         """
         deadline = time.monotonic() + DEADLINE_S
         for attempt in (1, 2):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
+            call = _TrackedCall()
             future = self._pool().submit(
-                requests.request, method, self.base_url + path,
+                _send, call, method, self.base_url + path,
                 timeout=(min(CONNECT_TIMEOUT_S, remaining), remaining), **kwargs,
             )
             try:
                 response = future.result(timeout=remaining)
             except FutureTimeout:
-                future.cancel()
+                call.abort()
                 log.warning("wechat %s: no answer within the deadline", path)
                 raise wechat_unavailable() from None
             except requests.RequestException as error:

@@ -22,8 +22,9 @@ class UnknownTimezone(ValueError):
 @functools.cache
 def _known_zones() -> frozenset[str]:
     # available_timezones() scans the tz database on disk; once per process is enough. Checking
-    # membership (rather than trying ZoneInfo(name)) refuses paths and oddities like "localtime".
-    return frozenset(available_timezones())
+    # membership (rather than trying ZoneInfo(name)) refuses paths; "localtime" (the host's own
+    # zone, where a system has one) and "posixrules" are not portable names.
+    return frozenset(available_timezones() - {"localtime", "posixrules", "Factory"})
 
 
 def validate_timezone(name: object) -> str:

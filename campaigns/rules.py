@@ -15,7 +15,6 @@ from campaigns.methodology import CreditGroups
 # from: "checkin" (self-reported), "partner" or "werun"; a released hold counts under the source
 # it was held from.
 CreditKey = tuple[str, str]
-SELF_REPORTED = "checkin"
 
 
 def counted(total_milli: int, cap_milli: int | None, min_milli: int) -> int:

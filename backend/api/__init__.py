@@ -6,8 +6,8 @@ import swagger_ui_bundle
 from flask import Blueprint as FlaskBlueprint
 from flask import Flask, send_from_directory
 
-from backend.api import ops, participants, sandbox
-from backend.api.docs import TanpuApi, register_security_schemes
+from backend.api import admin, campaigns, ops, participants, sandbox, staff
+from backend.api.docs import TanpuApi, register_schemas, register_security_schemes
 from backend.api.media import check_media_type
 
 API_TITLE = "Tanpu"
@@ -45,7 +45,8 @@ def register_api(app: Flask) -> TanpuApi:
         app.config.setdefault(key, value)
     api = TanpuApi(app)
     register_security_schemes(api)
-    blueprints = [ops.bp, participants.bp]
+    register_schemas(api)
+    blueprints = [ops.bp, participants.bp, campaigns.bp, staff.bp, admin.bp]
     if app.config["WECHAT_SANDBOX"]:
         blueprints.append(sandbox.bp)
     for blueprint in blueprints:

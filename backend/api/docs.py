@@ -55,3 +55,10 @@ def register_security_schemes(api: TanpuApi) -> None:
         {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
          "description": "participant token (WeChat login) or staff token (staff login)"},
     )
+
+
+def register_schemas(api: TanpuApi) -> None:
+    """Schemas referenced by hand-written request bodies (the campaign document)."""
+    from campaigns.document_schema import CampaignSchema
+
+    api.spec.components.schema("CampaignDocument", schema=CampaignSchema)

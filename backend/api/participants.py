@@ -49,21 +49,21 @@ def _me(user) -> dict:
 
 
 @bp.route("/me", methods=["GET"])
+@participant_required
 @bp.response(200, MeSchema)
 @bp.doc(security=BEARER)
 @documents_errors(bp, 401, 403)
-@participant_required
 def get_me():
     """My profile and the campaigns I joined."""
     return _me(g.user)
 
 
 @bp.route("/me", methods=["PATCH"])
+@participant_required
 @bp.arguments(MePatchArgs)
 @bp.response(200, MeSchema)
 @bp.doc(security=BEARER)
 @documents_errors(bp, 400, 401, 403, 415)
-@participant_required
 def patch_me(changes):
     """Change my nickname, avatar or leaderboard visibility.
 

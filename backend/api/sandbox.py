@@ -45,11 +45,11 @@ def _midnight_timestamp(day: date) -> int:
 
 
 @bp.route("/werun-data", methods=["POST"])
+@participant_required
 @bp.arguments(WeRunDataArgs)
 @bp.response(200, WeRunDataSchema)
 @bp.doc(security=BEARER)
 @documents_errors(bp, 400, 401, 403, 415)
-@participant_required
 def werun_data(args):
     """WeRun data for these step counts, encrypted for me exactly as wx.getWeRunData would.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from datetime import UTC
 
 from marshmallow import RAISE, Schema, ValidationError, fields
 
@@ -38,3 +39,12 @@ class ErrorBodySchema(Schema):
 
 class ErrorSchema(Schema):
     error = fields.Nested(ErrorBodySchema, required=True)
+
+
+class Instant(fields.DateTime):
+    """An instant in ISO 8601 UTC with ``Z`` (API.md conventions)."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is None:
+            return None
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -31,6 +31,8 @@ def test_every_api_operation_documents_its_errors(client):
         if not path.startswith("/api/"):
             continue
         for method, operation in operations.items():
+            if method == "parameters":
+                continue
             statuses = {s for s in operation["responses"] if s.startswith(("4", "5"))}
             assert statuses, f"{method.upper()} {path} documents no error response"
             if operation.get("security"):

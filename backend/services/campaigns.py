@@ -1,0 +1,137 @@
+"""Campaigns: stored from validated documents, read back as documents, published, teamed."""
+
+from __future__ import annotations
+
+import threading
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from backend.clock import utcnow
+from backend.errors import ApiError, validation_error
+from backend.extensions import db
+from backend.models import Campaign, Participation, Team
+from backend.services.audit import record_audit
+from campaigns.document import CampaignDoc, DocumentInvalid, dump_campaign, parse_campaign
+from campaigns.document_model import Team as DocTeam
+
+_doc_cache: dict[tuple[int, str], CampaignDoc] = {}
+_doc_cache_lock = threading.Lock()
+
+
+def parse_document(data: object) -> CampaignDoc:
+    """A validated campaign document; 422 validation.failed naming each bad field."""
+    try:
+        return parse_campaign(data)
+    except DocumentInvalid as invalid:
+        raise validation_error(invalid.fields) from None
+
+
+def _settings_of(doc: CampaignDoc) -> dict:
+    """What the campaign row keeps: the canonical document without its team list (rows)."""
+    settings = dump_campaign(doc)
+    settings["teams"] = {k: v for k, v in settings["teams"].items() if k != "list"}
+    return settings
+
+
+def campaign_doc(campaign: Campaign) -> CampaignDoc:
+    """The campaign as a validated document (teams from their rows), cached per version."""
+    teams = tuple(DocTeam(team.key, team.name) for team in campaign.teams)
+    version = (campaign.id, f"{campaign.updated_dt.isoformat()}|{hash(teams)}")
+    with _doc_cache_lock:
+        cached = _doc_cache.get(version)
+    if cached is not None:
+        return cached
+    data = dict(campaign.settings)
+    data["teams"] = {**data["teams"], "list": [{"key": t.key, "name": t.name} for t in teams]}
+    doc = parse_campaign(data)
+    with _doc_cache_lock:
+        if len(_doc_cache) > 256:
+            _doc_cache.clear()
+        _doc_cache[version] = doc
+    return doc
+
+
+def campaign_document(campaign: Campaign) -> dict:
+    """The stored campaign as its canonical document (GET, export)."""
+    return dump_campaign(campaign_doc(campaign))
+
+
+def find_campaign(slug: str) -> Campaign | None:
+    return db.session.scalars(select(Campaign).where(Campaign.slug == slug)).one_or_none()
+
+
+def _apply_doc(campaign: Campaign, doc: CampaignDoc) -> None:
+    campaign.slug = doc.slug
+    campaign.name = doc.name
+    campaign.timezone = doc.timezone
+    campaign.starts_on = doc.starts_on
+    campaign.ends_on = doc.ends_on
+    campaign.target_mg = doc.target_mg
+    campaign.settings = _settings_of(doc)
+    campaign.updated_dt = utcnow()
+
+
+def _sync_teams(campaign: Campaign, teams: tuple[DocTeam, ...]) -> None:
+    """Upsert teams by key and remove those the document no longer lists."""
+    wanted = {team.key: team.name for team in teams}
+    for team in list(campaign.teams):
+        if team.key not in wanted:
+            ensure_team_removable(team)
+            campaign.teams.remove(team)
+        else:
+            team.name = wanted.pop(team.key)
+    for key, name in wanted.items():
+        campaign.teams.append(Team(key=key, name=name))
+
+
+def team_member_count(team: Team) -> int:
+    return db.session.scalar(
+        select(func.count()).select_from(Participation).where(Participation.team_id == team.id)
+    )
+
+
+def ensure_team_removable(team: Team) -> None:
+    """409 team.conflict when the team has members."""
+    if team_member_count(team) > 0:
+        raise ApiError(409, "team.conflict")
+
+
+def create_campaign(doc: CampaignDoc, actor) -> Campaign:
+    """Store a new (draft) campaign; a taken slug is 422 at ``slug``. Flushes."""
+    if find_campaign(doc.slug) is not None:
+        raise validation_error({"slug": ["A campaign with this slug exists."]})
+    campaign = Campaign(status="draft", settings={})
+    _apply_doc(campaign, doc)
+    _sync_teams(campaign, doc.teams.teams)
+    db.session.add(campaign)
+    try:
+        with db.session.begin_nested():
+            db.session.flush()
+    except IntegrityError:
+        raise validation_error({"slug": ["A campaign with this slug exists."]}) from None
+    record_audit(actor, "campaign.create", campaign, campaign.slug, None, dump_campaign(doc))
+    return campaign
+
+
+def replace_campaign(campaign: Campaign, doc: CampaignDoc, actor) -> Campaign:
+    """Replace the campaign's document (PUT). The slug cannot change. Flushes."""
+    if doc.slug != campaign.slug:
+        raise validation_error({"slug": ["The slug of a campaign cannot change."]})
+    before = campaign_document(campaign)
+    _apply_doc(campaign, doc)
+    _sync_teams(campaign, doc.teams.teams)
+    db.session.flush()
+    record_audit(actor, "campaign.update", campaign, campaign.slug, before, dump_campaign(doc))
+    return campaign
+
+
+def publish_campaign(campaign: Campaign, actor) -> Campaign:
+    """Make the campaign visible to the public (idempotent). Flushes."""
+    if campaign.status != "published":
+        campaign.status = "published"
+        campaign.published_dt = utcnow()
+        db.session.flush()
+        record_audit(actor, "campaign.publish", campaign, campaign.slug,
+                     {"status": "draft"}, {"status": "published"})
+    return campaign

@@ -1,0 +1,79 @@
+"""What the public sees of a campaign: its rules, status and progress."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select
+
+from backend.clock import utcnow
+from backend.errors import ApiError
+from backend.extensions import db
+from backend.models import Campaign, Participation
+from backend.services.campaigns import campaign_doc, find_campaign
+from campaigns.calendar import local_today
+from campaigns.decimals import mg_to_g, milli_to_number
+from campaigns.document import effective_actions
+from campaigns.methodology import load_methodology
+from campaigns.rules import progress, trees
+
+
+def published_campaign(slug: str) -> Campaign:
+    """A published campaign; 404 for unknown and unpublished ones alike."""
+    campaign = find_campaign(slug)
+    if campaign is None or campaign.status != "published":
+        raise ApiError(404, "not_found")
+    return campaign
+
+
+def campaign_status(campaign: Campaign, now: datetime | None = None) -> str:
+    """``upcoming`` before starts_on, ``active`` while intake is open, then ``ended``."""
+    doc = campaign_doc(campaign)
+    today = local_today(now or utcnow(), doc.timezone)
+    if today < doc.starts_on:
+        return "upcoming"
+    if (today - doc.ends_on).days <= doc.late_entry_days:
+        return "active"
+    return "ended"
+
+
+def campaign_figures(campaign: Campaign) -> dict:
+    """Reduction so far (grams), participants (not disqualified) and progress to the target."""
+    participants = db.session.scalar(
+        select(func.count()).select_from(Participation).where(
+            Participation.campaign_id == campaign.id, Participation.disqualified_dt.is_(None))
+    )
+    reduction_mg = 0  # the ledger's projection joins here once intake exists
+    return {
+        "reduction_g": mg_to_g(reduction_mg),
+        "target_g": mg_to_g(campaign.target_mg),
+        "progress": progress(reduction_mg, campaign.target_mg),
+        "participants": participants,
+        "trees": trees(reduction_mg, load_methodology(campaign_doc(campaign).methodology).tree_mg),
+    }
+
+
+def campaign_detail(campaign: Campaign, now: datetime | None = None) -> dict:
+    """GET /campaigns/{slug}: the effective rules of today, teams, challenges and figures."""
+    doc = campaign_doc(campaign)
+    today = local_today(now or utcnow(), doc.timezone)
+    rules = effective_actions(doc, load_methodology(doc.methodology), today)
+    figures = campaign_figures(campaign)
+    return {
+        "slug": campaign.slug, "name": doc.name, "description": doc.description,
+        "timezone": doc.timezone, "starts_on": doc.starts_on, "ends_on": doc.ends_on,
+        "status": campaign_status(campaign, now),
+        "target_g": figures["target_g"], "reduction_g": figures["reduction_g"],
+        "participants": figures["participants"], "progress": figures["progress"],
+        "actions": [{
+            "key": rule.key, "name": rule.name, "kind": rule.kind, "unit": rule.unit,
+            "factor_g_per_unit": milli_to_number(rule.factor_milli),
+            "daily_cap": None if rule.cap_milli is None else milli_to_number(rule.cap_milli),
+            "min_quantity": milli_to_number(rule.min_milli), "sources": list(rule.sources),
+        } for rule in rules],
+        "challenges": [{
+            "key": c.key, "name": c.name, "kind": c.kind,
+            "target": mg_to_g(c.target_mg) if c.kind == "total" else c.target,
+        } for c in doc.challenges],
+        "teams": [{"key": t.key, "name": t.name} for t in doc.teams.teams],
+    }
