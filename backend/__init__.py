@@ -61,8 +61,9 @@ def engine_options(url: str) -> dict:
     hidden from SQL error messages, which may be logged (they can hold secrets)."""
     options: dict = {"pool_pre_ping": True, "hide_parameters": True}
     if url.startswith("postgresql"):
+        # A row lock not had within 5 s fails the request (503) instead of queueing forever.
         options.update(pool_size=10, max_overflow=10, pool_timeout=5,
-                       connect_args={"connect_timeout": 3})
+                       connect_args={"connect_timeout": 3, "options": "-c lock_timeout=5000"})
     elif url.startswith("sqlite"):
         options["connect_args"] = {"timeout": 5}
     return options

@@ -42,17 +42,31 @@ class RedisHolder:
 redis_holder = RedisHolder()
 
 
+def _is_sqlite(dbapi_connection) -> bool:
+    return type(dbapi_connection).__module__.startswith("sqlite3")
+
+
 @event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    """SQLite: enforce foreign keys, wait on locks instead of failing at once, and use WAL."""
-    module = type(dbapi_connection).__module__
-    if not module.startswith("sqlite3"):
+    """SQLite: enforce foreign keys, wait on locks instead of failing at once, use WAL, and
+    let SQLAlchemy (not the driver) begin transactions, so they can begin IMMEDIATE."""
+    if not _is_sqlite(dbapi_connection):
         return
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.close()
+
+
+@event.listens_for(Engine, "begin")
+def _sqlite_begin_immediate(connection) -> None:
+    """SQLite: every transaction takes the write lock at its start. Writers then queue on the
+    busy timeout instead of failing when a read transaction would upgrade to a write, which
+    is what serialises intake on SQLite (PostgreSQL locks rows instead)."""
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _client_address() -> str:

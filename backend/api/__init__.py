@@ -6,8 +6,8 @@ import swagger_ui_bundle
 from flask import Blueprint as FlaskBlueprint
 from flask import Flask, send_from_directory
 
-from backend.api import admin, campaigns, ops, participants, sandbox, staff
-from backend.api.docs import TanpuApi, register_schemas, register_security_schemes
+from backend.api import admin, campaigns, ops, participants, participation, sandbox, staff
+from backend.api.docs import TanpuApi, new_api, register_schemas, register_security_schemes
 from backend.api.media import check_media_type
 
 API_TITLE = "Tanpu"
@@ -43,10 +43,10 @@ def register_api(app: Flask) -> TanpuApi:
     """Attach the OpenAPI-documented blueprints, the docs assets and the media-type check."""
     for key, value in openapi_config().items():
         app.config.setdefault(key, value)
-    api = TanpuApi(app)
+    api = new_api(app)
     register_security_schemes(api)
     register_schemas(api)
-    blueprints = [ops.bp, participants.bp, campaigns.bp, staff.bp, admin.bp]
+    blueprints = [ops.bp, participants.bp, campaigns.bp, participation.bp, staff.bp, admin.bp]
     if app.config["WECHAT_SANDBOX"]:
         blueprints.append(sandbox.bp)
     for blueprint in blueprints:

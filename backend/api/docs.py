@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import http
 
+from apispec.ext.marshmallow import MarshmallowPlugin
+from apispec.ext.marshmallow.common import resolve_schema_cls
 from flask_smorest import Api
 from flask_smorest.spec import prepare_response
 
-from backend.schemas.common import ErrorSchema
+from backend.schemas.common import ErrorSchema, ExactNumber
 
 RETRY_AFTER_HEADER = {
     "Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}},
@@ -38,6 +40,22 @@ class TanpuApi(Api):
         self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
 
 
+def schema_name(schema) -> str:
+    """OpenAPI component names: the class name less ``Schema``; the campaign document's own
+    schemas (campaigns.document_schema) get a ``Document`` prefix so names never collide."""
+    resolved = resolve_schema_cls(schema)
+    cls = resolved[0] if isinstance(resolved, list) else resolved
+    name = cls.__name__.removesuffix("Schema") or cls.__name__
+    return f"Document{name}" if cls.__module__.startswith("campaigns.") else name
+
+
+def new_api(app) -> TanpuApi:
+    api = TanpuApi(app, spec_kwargs={
+        "marshmallow_plugin": MarshmallowPlugin(schema_name_resolver=schema_name)})
+    api.register_field(ExactNumber, "number", None)
+    return api
+
+
 def documents_errors(bp, *statuses: int):
     """Decorator: the view documents these error statuses with the contract's error body."""
 
@@ -62,3 +80,4 @@ def register_schemas(api: TanpuApi) -> None:
     from campaigns.document_schema import CampaignSchema
 
     api.spec.components.schema("CampaignDocument", schema=CampaignSchema)
+

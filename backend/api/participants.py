@@ -10,7 +10,8 @@ from backend.auth import participant_required
 from backend.extensions import db
 from backend.schemas.users import LoginSchema, MePatchArgs, MeSchema, WeChatLoginArgs
 from backend.services.logins import login_with_wechat
-from backend.services.users import joined_campaign_slugs, update_profile
+from backend.services.membership import joined_slugs
+from backend.services.users import update_profile
 from backend.wechat import current_wechat
 
 bp = Blueprint("participants", __name__, url_prefix="/api/v1", description="Participants")
@@ -44,7 +45,7 @@ def _me(user) -> dict:
         "nickname_status": user.nickname_status,
         "avatar_url": user.avatar_url,
         "on_leaderboard": user.on_leaderboard,
-        "campaigns": joined_campaign_slugs(user),
+        "campaigns": joined_slugs(user),
     }
 
 

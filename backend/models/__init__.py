@@ -3,12 +3,17 @@
 from backend.models.access import CampaignCredential
 from backend.models.audit import AuditEntry
 from backend.models.campaign import Campaign, Team
+from backend.models.intake import Checkin, DayActionTotal, IdempotencyRecord, PersonDay
+from backend.models.ledger import CampaignLedger, LedgerEntry
 from backend.models.login import SandboxLogin, SeenLoginCode
 from backend.models.participation import Participation
+from backend.models.projections import CampaignDay, ParticipantDay, ParticipantWeek, TeamPeriod
 from backend.models.staff import StaffAccount, staff_campaigns
 from backend.models.user import User
 
 __all__ = [
-    "AuditEntry", "Campaign", "CampaignCredential", "Participation", "SandboxLogin",
-    "SeenLoginCode", "StaffAccount", "Team", "User", "staff_campaigns",
+    "AuditEntry", "Campaign", "CampaignCredential", "CampaignDay", "CampaignLedger", "Checkin",
+    "DayActionTotal", "IdempotencyRecord", "LedgerEntry", "ParticipantDay", "ParticipantWeek",
+    "Participation", "PersonDay", "SandboxLogin", "SeenLoginCode", "StaffAccount", "Team",
+    "TeamPeriod", "User", "staff_campaigns",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, ForeignKey, String, UniqueConstraint
+from sqlalchemy import BigInteger, Date, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from backend.clock import utcnow
@@ -35,6 +35,10 @@ class Participation(db.Model):
     joined_dt: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     disqualified_dt: Mapped[datetime | None] = mapped_column(UTCDateTime)
     disqualified_reason: Mapped[str | None] = mapped_column(String(500))
+    # Projection of the ledger: the campaign total, entries and the seq that last raised it.
+    reduction_mg: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    records: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    reached_seq: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
 
     campaign: Mapped[Campaign] = relationship()
     team: Mapped[Team | None] = relationship()

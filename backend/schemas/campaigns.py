@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import fields
 
-from backend.schemas.common import Instant, StrictSchema
+from backend.schemas.common import ExactNumber, Instant, StrictSchema
 
 GRAMS = {"description": "grams of CO2e, at most 3 decimals"}
 
@@ -16,8 +16,8 @@ class CampaignSummarySchema(StrictSchema):
     ends_on = fields.Date(required=True)
     status = fields.String(required=True, metadata={
         "description": "upcoming, active (intake open) or ended"})
-    target_g = fields.Float(required=True, metadata=GRAMS)
-    reduction_g = fields.Float(required=True, metadata=GRAMS)
+    target_g = ExactNumber(required=True, metadata=GRAMS)
+    reduction_g = ExactNumber(required=True, metadata=GRAMS)
     progress = fields.Float(required=True, metadata={"description": "0..1, may exceed 1"})
 
 
@@ -31,9 +31,9 @@ class ActionInfoSchema(StrictSchema):
     name = fields.String(required=True)
     kind = fields.String(required=True)
     unit = fields.String(required=True)
-    factor_g_per_unit = fields.Float(required=True, metadata=GRAMS)
-    daily_cap = fields.Float(required=True, allow_none=True)
-    min_quantity = fields.Float(required=True)
+    factor_g_per_unit = ExactNumber(required=True, metadata=GRAMS)
+    daily_cap = ExactNumber(required=True, allow_none=True)
+    min_quantity = ExactNumber(required=True)
     sources = fields.List(fields.String(), required=True)
 
 
@@ -41,7 +41,7 @@ class ChallengeInfoSchema(StrictSchema):
     key = fields.String(required=True)
     name = fields.String(required=True)
     kind = fields.String(required=True)
-    target = fields.Float(required=True, metadata={
+    target = ExactNumber(required=True, metadata={
         "description": "days (streak), records or days (count), grams (total)"})
 
 
@@ -58,8 +58,8 @@ class CampaignDetailSchema(StrictSchema):
     starts_on = fields.Date(required=True)
     ends_on = fields.Date(required=True)
     status = fields.String(required=True)
-    target_g = fields.Float(required=True, metadata=GRAMS)
-    reduction_g = fields.Float(required=True, metadata=GRAMS)
+    target_g = ExactNumber(required=True, metadata=GRAMS)
+    reduction_g = ExactNumber(required=True, metadata=GRAMS)
     participants = fields.Integer(required=True)
     progress = fields.Float(required=True)
     actions = fields.List(fields.Nested(ActionInfoSchema), required=True)
@@ -68,8 +68,8 @@ class CampaignDetailSchema(StrictSchema):
 
 
 class ProgressSchema(StrictSchema):
-    reduction_g = fields.Float(required=True, metadata=GRAMS)
-    target_g = fields.Float(required=True, metadata=GRAMS)
+    reduction_g = ExactNumber(required=True, metadata=GRAMS)
+    target_g = ExactNumber(required=True, metadata=GRAMS)
     progress = fields.Float(required=True)
     participants = fields.Integer(required=True)
     trees = fields.Float(required=True, metadata={"description": "17.9 kg CO2e per 梭梭 tree"})

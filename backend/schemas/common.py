@@ -48,3 +48,11 @@ class Instant(fields.DateTime):
         if value is None:
             return None
         return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class ExactNumber(fields.Field):
+    """A number dumped as given (an int stays an int, 3700 not 3700.0): grams and quantities
+    come from exact integers (campaigns.decimals) and need no float conversion."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return value

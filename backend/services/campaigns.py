@@ -12,6 +12,7 @@ from backend.errors import ApiError, validation_error
 from backend.extensions import db
 from backend.models import Campaign, Participation, Team
 from backend.services.audit import record_audit
+from backend.services.ledger import new_ledger
 from campaigns.document import CampaignDoc, DocumentInvalid, dump_campaign, parse_campaign
 from campaigns.document_model import Team as DocTeam
 
@@ -110,6 +111,8 @@ def create_campaign(doc: CampaignDoc, actor) -> Campaign:
             db.session.flush()
     except IntegrityError:
         raise validation_error({"slug": ["A campaign with this slug exists."]}) from None
+    new_ledger(campaign)
+    db.session.flush()
     record_audit(actor, "campaign.create", campaign, campaign.slug, None, dump_campaign(doc))
     return campaign
 

@@ -57,6 +57,3 @@ def update_profile(user: User, changes: dict, wechat) -> User:
     return user
 
 
-def joined_campaign_slugs(user: User) -> list[str]:
-    """Slugs of the campaigns the user joined (none until campaigns can be joined)."""
-    return []  # filled once participants can join campaigns

@@ -1,0 +1,64 @@
+"""Projections of the ledger, updated in the entry's transaction; `flask ledger rebuild`
+recomputes them. Each total keeps ``reached_seq``: the seq of the entry that last raised it,
+the leaderboards' tie-break (who got there first)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import BigInteger, Date, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from backend.extensions import db
+
+# Team period rows: "total" has period_start 2000-01-01; "day" a date; "week" its Monday.
+TOTAL_PERIOD_START = date(2000, 1, 1)
+
+
+class ParticipantDay(db.Model):
+    __tablename__ = "participant_days"
+
+    participation_id: Mapped[int] = mapped_column(
+        ForeignKey("participations.id"), primary_key=True)
+    local_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), nullable=False,
+                                             index=True)
+    reduction_mg: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    reached_seq: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+
+
+class ParticipantWeek(db.Model):
+    __tablename__ = "participant_weeks"
+
+    participation_id: Mapped[int] = mapped_column(
+        ForeignKey("participations.id"), primary_key=True)
+    week_start: Mapped[date] = mapped_column(Date, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), nullable=False,
+                                             index=True)
+    reduction_mg: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    reached_seq: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+
+
+class TeamPeriod(db.Model):
+    __tablename__ = "team_periods"
+
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"), primary_key=True)
+    period: Mapped[str] = mapped_column(String(8), primary_key=True)
+    period_start: Mapped[date] = mapped_column(Date, primary_key=True)
+    reduction_mg: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    reached_seq: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    # Members with an entry above 0 mg in the period (DESIGN.md "active").
+    active_members: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+
+
+class CampaignDay(db.Model):
+    """The campaign's day series (reports, dashboard)."""
+
+    __tablename__ = "campaign_days"
+
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), primary_key=True)
+    local_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    reduction_mg: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    records: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    active_participants: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    new_participants: Mapped[int] = mapped_column(Integer, default=0, nullable=False)

@@ -1,0 +1,81 @@
+"""Idempotency-Key (API.md Conventions): the same key and body replay the first 2xx reply and
+create nothing, also when the two requests run at once; another body is 422."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from backend.clock import utcnow
+from backend.errors import ApiError, validation_error
+from backend.extensions import db
+from backend.models import IdempotencyRecord
+from campaigns.ledger import canonical_json
+
+KEEP = timedelta(hours=24)
+HEADER = "Idempotency-Key"
+
+
+@dataclass(frozen=True)
+class Replay:
+    status: int
+    body: str
+
+
+def check_key(key: str | None) -> str | None:
+    """The header's value if it is 1-64 visible ASCII characters; 422 naming it otherwise."""
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 64 or any(not 0x21 <= ord(ch) <= 0x7E for ch in key):
+        raise validation_error({HEADER: ["Must be 1 to 64 visible ASCII characters."]})
+    return key
+
+
+def request_fingerprint(raw_body: bytes) -> str:
+    """A hash of the body as canonical JSON (so key order and spacing do not matter)."""
+    try:
+        canonical = canonical_json(json.loads(raw_body)) if raw_body.strip() else ""
+    except (ValueError, UnicodeDecodeError):
+        canonical = raw_body.decode("utf-8", "replace")
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def claim_key(principal: str, method: str, path: str, key: str,
+              fingerprint: str) -> IdempotencyRecord | Replay:
+    """Insert the record first in the transaction; a concurrent duplicate waits on the unique
+    index and then gets the stored reply (Replay). Flushes."""
+    for _attempt in range(2):
+        record = IdempotencyRecord(principal=principal, method=method, path=path, key=key,
+                                   request_hash=fingerprint, created_dt=utcnow())
+        try:
+            with db.session.begin_nested():
+                db.session.add(record)
+                db.session.flush()
+            return record
+        except IntegrityError:
+            pass
+        stored = db.session.scalars(
+            select(IdempotencyRecord).where(
+                IdempotencyRecord.principal == principal, IdempotencyRecord.method == method,
+                IdempotencyRecord.path == path, IdempotencyRecord.key == key)
+            .execution_options(populate_existing=True)
+        ).one_or_none()
+        if stored is None:
+            continue  # the other request failed and stored nothing: run again
+        if stored.created_dt < utcnow() - KEEP:
+            db.session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == stored.id))
+            continue
+        if stored.request_hash != fingerprint:
+            raise ApiError(422, "idempotency.mismatch")
+        return Replay(stored.status_code, stored.response_body)
+    raise ApiError(503, "service.unavailable", headers={"Retry-After": "1"})
+
+
+def store_reply(record: IdempotencyRecord, status: int, body: str) -> None:
+    record.status_code = status
+    record.response_body = body

@@ -1,0 +1,80 @@
+"""Projections of the ledger, updated with each entry (under the chain-head lock, so the
+read-modify-write below never races within a campaign)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from backend.extensions import db
+from backend.models import (
+    CampaignDay,
+    CampaignLedger,
+    LedgerEntry,
+    ParticipantDay,
+    ParticipantWeek,
+    Participation,
+    TeamPeriod,
+)
+from backend.models.projections import TOTAL_PERIOD_START
+from campaigns.calendar import week_start
+
+
+def _row(model, defaults: dict, **key):
+    """The projection row with this primary key, created (zeroed) when missing."""
+    row = db.session.get(model, tuple(key.values()) if len(key) > 1 else next(iter(key.values())))
+    if row is None:
+        row = model(**key, **defaults)
+        db.session.add(row)
+    return row
+
+
+def _crossing(before: int, after: int) -> int:
+    """+1 when a total becomes active (above 0), -1 when it stops being, else 0."""
+    return (after > 0) - (before > 0)
+
+
+def _raise(row, mg: int, seq: int) -> int:
+    """Add mg to a row's total; an increase records the seq (the tie-break). Returns the
+    activity crossing of the row."""
+    before = row.reduction_mg
+    row.reduction_mg = before + mg
+    if mg > 0:
+        row.reached_seq = seq
+    return _crossing(before, row.reduction_mg)
+
+
+def apply_entry(entry: LedgerEntry, participation: Participation, ledger: CampaignLedger) -> None:
+    """Apply one new entry to every projection. Flush is left to the caller."""
+    mg, seq, day = entry.reduction_mg, entry.seq, entry.local_date
+    counts = 0 if entry.source == "reversal" else 1
+    week = week_start(day)
+    zero = {"reduction_mg": 0, "reached_seq": 0}
+
+    total_cross = _raise(participation, mg, seq)
+    participation.records += counts
+    day_row = _row(ParticipantDay, {"campaign_id": entry.campaign_id, **zero},
+                   participation_id=participation.id, local_date=day)
+    day_cross = _raise(day_row, mg, seq)
+    week_row = _row(ParticipantWeek, {"campaign_id": entry.campaign_id, **zero},
+                    participation_id=participation.id, week_start=week)
+    week_cross = _raise(week_row, mg, seq)
+
+    if participation.team_id is not None:
+        for period, start, cross in (("total", TOTAL_PERIOD_START, total_cross),
+                                     ("day", day, day_cross), ("week", week, week_cross)):
+            team_row = _row(TeamPeriod, {**zero, "active_members": 0},
+                            team_id=participation.team_id, period=period, period_start=start)
+            _raise(team_row, mg, seq)
+            team_row.active_members += cross
+
+    ledger.total_mg += mg
+    ledger.records += counts
+    campaign_day = campaign_day_row(entry.campaign_id, day)
+    campaign_day.reduction_mg += mg
+    campaign_day.records += counts
+    campaign_day.active_participants += day_cross
+
+
+def campaign_day_row(campaign_id: int, day: date) -> CampaignDay:
+    return _row(CampaignDay, {"reduction_mg": 0, "records": 0, "active_participants": 0,
+                              "new_participants": 0}, campaign_id=campaign_id, local_date=day)

@@ -1,0 +1,42 @@
+"""A participant's own figures in a campaign (GET /campaigns/{slug}/me)."""
+
+from __future__ import annotations
+
+from sqlalchemy import case, func, select
+
+from backend.extensions import db
+from backend.models import Campaign, LedgerEntry, ParticipantDay, Participation
+from backend.services.campaigns import campaign_doc
+from campaigns.decimals import mg_to_g
+from campaigns.rules import points
+
+
+def my_campaign(participation: Participation, campaign: Campaign) -> dict:
+    """Totals, points, days active and per-action figures, from projections and one grouped
+    query over the participant's own entries."""
+    doc = campaign_doc(campaign)
+    by_action = {
+        action: {"reduction_g": mg_to_g(int(mg)), "records": int(records)}
+        for action, mg, records in db.session.execute(
+            select(LedgerEntry.action, func.sum(LedgerEntry.reduction_mg),
+                   func.sum(case((LedgerEntry.source == "reversal", 0), else_=1)))
+            .where(LedgerEntry.participation_id == participation.id)
+            .group_by(LedgerEntry.action).order_by(LedgerEntry.action)
+        )
+    }
+    days_active = db.session.scalar(
+        select(func.count()).select_from(ParticipantDay).where(
+            ParticipantDay.participation_id == participation.id, ParticipantDay.reduction_mg > 0)
+    )
+    return {
+        "reduction_g": mg_to_g(participation.reduction_mg),
+        "points": points(participation.reduction_mg, doc.points_per_g_milli),
+        "rank": None,
+        "days_active": days_active,
+        "by_action": by_action,
+        "challenges": [],
+        "badges": [],
+        "held": [],
+        "team": participation.team.key if participation.team else None,
+        "joined_on": participation.joined_on,
+    }
