@@ -21,6 +21,8 @@ from backend.services.campaigns import (
     publish_campaign,
     replace_campaign,
 )
+from backend.services.ledger import verify_ledger
+from backend.services.rebuild import rebuild_projections
 from backend.services.staff import create_staff, find_staff
 from campaigns.calendar import local_today
 from campaigns.document import (
@@ -36,6 +38,7 @@ CLI_ACTOR = "cli"
 DEMO_ADMIN_EMAIL = "admin@demo.tanpu"
 
 campaigns_cli = AppGroup("campaigns", help="Import and export campaign documents.")
+ledger_cli = AppGroup("ledger", help="Verify and rebuild a campaign's ledger projections.")
 staff_cli = AppGroup("staff", help="Staff accounts.")
 
 
@@ -127,8 +130,41 @@ def demo_command() -> None:
         click.echo(f"demo admin: {DEMO_ADMIN_EMAIL} / {password}  (shown once)")
 
 
+def _campaign_or_exit(slug: str):
+    campaign = find_campaign(slug)
+    if campaign is None:
+        click.echo(f"error: no campaign {slug!r}", err=True)
+        sys.exit(1)
+    return campaign
+
+
+@ledger_cli.command("verify")
+@click.argument("slug")
+def verify_command(slug: str) -> None:
+    """Re-hash the chain and check it against the projections; exit 1 naming the first bad
+    seq."""
+    result = verify_ledger(_campaign_or_exit(slug))
+    db.session.rollback()
+    if not result.ok:
+        click.echo(f"ledger {slug}: BAD at seq {result.first_bad_seq} "
+                   f"({result.entries} entries read)", err=True)
+        sys.exit(1)
+    click.echo(f"ledger {slug}: ok, {result.entries} entries, head seq {result.head_seq}, "
+               f"head hash {result.head_hash}")
+
+
+@ledger_cli.command("rebuild")
+@click.argument("slug")
+def rebuild_command(slug: str) -> None:
+    """Recompute every projection of the campaign from its ledger."""
+    entries = rebuild_projections(_campaign_or_exit(slug))
+    db.session.commit()
+    click.echo(f"ledger {slug}: projections rebuilt from {entries} entries")
+
+
 def register_cli(app: Flask) -> None:
     """Attach the command groups."""
+    app.cli.add_command(ledger_cli)
     app.cli.add_command(campaigns_cli)
     app.cli.add_command(staff_cli)
     app.cli.add_command(demo_command)

@@ -6,7 +6,16 @@ import swagger_ui_bundle
 from flask import Blueprint as FlaskBlueprint
 from flask import Flask, send_from_directory
 
-from backend.api import admin, campaigns, ops, participants, participation, sandbox, staff
+from backend.api import (
+    admin,
+    admin_review,
+    campaigns,
+    ops,
+    participants,
+    participation,
+    sandbox,
+    staff,
+)
 from backend.api.docs import TanpuApi, new_api, register_schemas, register_security_schemes
 from backend.api.media import check_media_type
 
@@ -46,7 +55,8 @@ def register_api(app: Flask) -> TanpuApi:
     api = new_api(app)
     register_security_schemes(api)
     register_schemas(api)
-    blueprints = [ops.bp, participants.bp, campaigns.bp, participation.bp, staff.bp, admin.bp]
+    blueprints = [ops.bp, participants.bp, campaigns.bp, participation.bp, staff.bp, admin.bp,
+                  admin_review.bp]
     if app.config["WECHAT_SANDBOX"]:
         blueprints.append(sandbox.bp)
     for blueprint in blueprints:

@@ -9,7 +9,7 @@ from backend.api.docs import documents_errors
 from backend.api.pagination import PageArgs, decode_id_cursor, page
 from backend.clock import utcnow
 from backend.extensions import db
-from backend.models import Campaign
+from backend.models import Campaign, CampaignLedger
 from backend.schemas.campaigns import CampaignDetailSchema, CampaignListSchema, ProgressSchema
 from backend.services.public import (
     campaign_detail,
@@ -27,16 +27,19 @@ bp = Blueprint("campaigns", __name__, url_prefix="/api/v1/campaigns", descriptio
 @documents_errors(bp, 422)
 def list_campaigns(args):
     """Published campaigns, newest first."""
-    query = (select(Campaign).where(Campaign.status == "published")
+    query = (select(Campaign, CampaignLedger)
+             .join(CampaignLedger, CampaignLedger.campaign_id == Campaign.id)
+             .where(Campaign.status == "published")
              .order_by(Campaign.id.desc()).limit(args["limit"] + 1))
     after_id = decode_id_cursor(args["cursor"])
     if after_id is not None:
         query = query.where(Campaign.id < after_id)
-    rows, next_cursor = page(list(db.session.scalars(query)), args["limit"], lambda c: [c.id])
+    rows, next_cursor = page(list(db.session.execute(query)), args["limit"],
+                             lambda row: [row[0].id])
     now = utcnow()
     items = []
-    for campaign in rows:
-        figures = campaign_figures(campaign)
+    for campaign, ledger in rows:
+        figures = campaign_figures(campaign, ledger)
         items.append({
             "slug": campaign.slug, "name": campaign.name, "starts_on": campaign.starts_on,
             "ends_on": campaign.ends_on, "status": campaign_status(campaign, now),

@@ -7,6 +7,7 @@ from marshmallow import fields, validate
 from backend.schemas.common import Instant, StrictSchema, Trimmed, no_control_characters
 
 KEY_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+TEAM_NAME_MAX = 64
 
 
 class StaffLoginArgs(StrictSchema):
@@ -36,7 +37,9 @@ class AdminCampaignListSchema(StrictSchema):
 class TeamRowArgs(StrictSchema):
     key = Trimmed(required=True, validate=validate.Regexp(
         KEY_PATTERN, error="Must be 1-64 letters, digits, '-' or '_'."))
-    name = Trimmed(required=True, validate=[validate.Length(min=1, max=100),
+    # The campaign document's limit (campaigns.document_schema.TeamSchema): a longer name
+    # would pass here and then fail the document check under a path that names no row.
+    name = Trimmed(required=True, validate=[validate.Length(min=1, max=TEAM_NAME_MAX),
                                             no_control_characters])
 
 

@@ -10,11 +10,13 @@ from sqlalchemy.exc import IntegrityError
 from backend.clock import utcnow
 from backend.errors import ApiError, validation_error
 from backend.extensions import db
-from backend.models import Campaign, Participation, Team
+from backend.models import Campaign, LedgerEntry, Participation, Team
 from backend.services.audit import record_audit
 from backend.services.ledger import new_ledger
+from campaigns.calendar import local_today
 from campaigns.document import CampaignDoc, DocumentInvalid, dump_campaign, parse_campaign
 from campaigns.document_model import Team as DocTeam
+from campaigns.history import add_revision, history_conflicts
 
 _doc_cache: dict[tuple[int, str], CampaignDoc] = {}
 _doc_cache_lock = threading.Lock()
@@ -122,10 +124,39 @@ def replace_campaign(campaign: Campaign, doc: CampaignDoc, actor) -> Campaign:
     if doc.slug != campaign.slug:
         raise validation_error({"slug": ["The slug of a campaign cannot change."]})
     before = campaign_document(campaign)
+    conflicts = history_conflicts(campaign_doc(campaign), doc, **counted_history(campaign))
+    if conflicts:
+        raise ApiError(409, "campaign.history_locked")
     _apply_doc(campaign, doc)
     _sync_teams(campaign, doc.teams.teams)
     db.session.flush()
     record_audit(actor, "campaign.update", campaign, campaign.slug, before, dump_campaign(doc))
+    return campaign
+
+
+def counted_history(campaign: Campaign) -> dict:
+    """The actions that have entries and the last entry's date (what a change must keep)."""
+    actions = set(db.session.scalars(
+        select(LedgerEntry.action).where(LedgerEntry.campaign_id == campaign.id).distinct()))
+    last = db.session.scalar(
+        select(func.max(LedgerEntry.local_date)).where(LedgerEntry.campaign_id == campaign.id))
+    return {"actions_with_entries": actions, "last_entry_date": last}
+
+
+def add_campaign_revision(campaign: Campaign, body: object, actor, now) -> Campaign:
+    """Append a revision (new factors, caps, minimums, sources from a future local date);
+    entries before it keep theirs. 422 naming the body's field. Flushes."""
+    doc = campaign_doc(campaign)
+    before = dump_campaign(doc)
+    try:
+        revised = add_revision(doc, body, today=local_today(now, doc.timezone))
+    except DocumentInvalid as invalid:
+        raise validation_error(invalid.fields) from None
+    _apply_doc(campaign, revised)
+    db.session.flush()
+    record_audit(actor, "campaign.revision", campaign, campaign.slug,
+                 {"revisions": before["revisions"]},
+                 {"revisions": dump_campaign(revised)["revisions"]})
     return campaign
 
 

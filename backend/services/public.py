@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
-
 from backend.clock import utcnow
 from backend.errors import ApiError
 from backend.extensions import db
-from backend.models import Campaign, Participation
+from backend.models import Campaign, CampaignLedger
 from backend.services.campaigns import campaign_doc, find_campaign
 from campaigns.calendar import local_today
 from campaigns.decimals import mg_to_g, milli_to_number
@@ -37,18 +35,16 @@ def campaign_status(campaign: Campaign, now: datetime | None = None) -> str:
     return "ended"
 
 
-def campaign_figures(campaign: Campaign) -> dict:
-    """Reduction so far (grams), participants (not disqualified) and progress to the target."""
-    participants = db.session.scalar(
-        select(func.count()).select_from(Participation).where(
-            Participation.campaign_id == campaign.id, Participation.disqualified_dt.is_(None))
-    )
-    reduction_mg = 0  # the ledger's projection joins here once intake exists
+def campaign_figures(campaign: Campaign, ledger: CampaignLedger | None = None) -> dict:
+    """Reduction so far (grams), participants (not disqualified) and progress to the target,
+    from the campaign's running totals (never a sum over the ledger)."""
+    ledger = ledger or db.session.get(CampaignLedger, campaign.id)
+    reduction_mg = ledger.total_mg
     return {
         "reduction_g": mg_to_g(reduction_mg),
         "target_g": mg_to_g(campaign.target_mg),
         "progress": progress(reduction_mg, campaign.target_mg),
-        "participants": participants,
+        "participants": ledger.participants,
         "trees": trees(reduction_mg, load_methodology(campaign_doc(campaign).methodology).tree_mg),
     }
 
