@@ -27,7 +27,10 @@ setup-dev: $(VENV)/.dev
 migrate: setup
 	$(FLASK) db upgrade
 
-run: migrate
+demo: migrate
+	$(FLASK) demo
+
+run: demo
 	$(FLASK) run --host 127.0.0.1 --port 5000
 
 test: setup-dev

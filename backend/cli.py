@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 from flask import Flask
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from backend.clock import utcnow
 from backend.errors import ApiError
@@ -17,22 +17,19 @@ from backend.services.campaigns import (
     campaign_doc,
     create_campaign,
     find_campaign,
-    parse_document,
-    publish_campaign,
     replace_campaign,
 )
+from backend.services.demo import load_demo
 from backend.services.ledger import verify_ledger
 from backend.services.rebuild import rebuild_projections
 from backend.services.staff import create_staff, find_staff
-from campaigns.calendar import local_today
+from backend.wechat import current_wechat
 from campaigns.document import (
     DocumentInvalid,
-    dump_campaign,
     dump_campaign_json,
     dump_campaign_yaml,
     load_campaign_yaml,
 )
-from campaigns.presets import DEMO_PRESET, load_preset, shift_document
 
 CLI_ACTOR = "cli"
 DEMO_ADMIN_EMAIL = "admin@demo.tanpu"
@@ -111,21 +108,17 @@ def create_staff_command(email, role, campaign_slugs, password, password_stdin) 
 
 
 @click.command("demo")
+@with_appcontext  # AppGroup commands get this by themselves; a plain click command does not
 def demo_command() -> None:
-    """Load the demo campaign (the 低碳冬奥 preset, today its eighth day); idempotent."""
-    preset = load_preset(DEMO_PRESET)
-    if find_campaign(preset.slug) is not None:
-        click.echo(f"demo campaign {preset.slug} already loaded")
-        return
-    doc = shift_document(preset, local_today(utcnow(), preset.timezone))
-    campaign = create_campaign(parse_document(dump_campaign(doc)), CLI_ACTOR)
-    publish_campaign(campaign, CLI_ACTOR)
+    """Load the demo campaign (the 低碳冬奥 preset, today its eighth day, sample people and a
+    week of check-ins); idempotent."""
+    slug = load_demo(current_wechat(), utcnow())
     password = None
     if find_staff(DEMO_ADMIN_EMAIL) is None:
         password = secrets.token_urlsafe(12)
         create_staff(DEMO_ADMIN_EMAIL, password, "admin", [])
     db.session.commit()
-    click.echo(f"loaded demo campaign {campaign.slug} ({doc.starts_on} .. {doc.ends_on})")
+    click.echo(f"loaded demo campaign {slug}" if slug else "demo campaign already loaded")
     if password:
         click.echo(f"demo admin: {DEMO_ADMIN_EMAIL} / {password}  (shown once)")
 
