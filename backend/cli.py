@@ -21,6 +21,7 @@ from backend.services.campaigns import (
 )
 from backend.services.demo import load_demo
 from backend.services.ledger import verify_ledger
+from backend.services.partners import create_partner
 from backend.services.rebuild import rebuild_projections
 from backend.services.staff import create_staff, find_staff
 from backend.wechat import current_wechat
@@ -36,6 +37,7 @@ DEMO_ADMIN_EMAIL = "admin@demo.tanpu"
 
 campaigns_cli = AppGroup("campaigns", help="Import and export campaign documents.")
 ledger_cli = AppGroup("ledger", help="Verify and rebuild a campaign's ledger projections.")
+partners_cli = AppGroup("partners", help="Partners that push trips and records.")
 staff_cli = AppGroup("staff", help="Staff accounts.")
 
 
@@ -155,8 +157,24 @@ def rebuild_command(slug: str) -> None:
     click.echo(f"ledger {slug}: projections rebuilt from {entries} entries")
 
 
+@partners_cli.command("create")
+@click.argument("name")
+@click.option("--campaign", "campaign_slugs", multiple=True, required=True,
+              help="A campaign the partner feeds (repeat for several).")
+def create_partner_command(name: str, campaign_slugs: tuple[str, ...]) -> None:
+    """Register a partner and print its signing secret (shown this once, stored encrypted)."""
+    try:
+        partner, secret = create_partner(name, list(campaign_slugs))
+        db.session.commit()
+    except ApiError as error:
+        fail(error)
+    click.echo(f"created partner {partner.name} for {', '.join(campaign_slugs)}")
+    click.echo(f"secret (shown once): {secret}")
+
+
 def register_cli(app: Flask) -> None:
     """Attach the command groups."""
+    app.cli.add_command(partners_cli)
     app.cli.add_command(ledger_cli)
     app.cli.add_command(campaigns_cli)
     app.cli.add_command(staff_cli)

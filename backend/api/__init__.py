@@ -13,6 +13,7 @@ from backend.api import (
     ops,
     participants,
     participation,
+    partners,
     sandbox,
     staff,
 )
@@ -56,7 +57,7 @@ def register_api(app: Flask) -> TanpuApi:
     register_security_schemes(api)
     register_schemas(api)
     blueprints = [ops.bp, participants.bp, campaigns.bp, participation.bp, staff.bp, admin.bp,
-                  admin_review.bp]
+                  admin_review.bp, partners.bp]
     if app.config["WECHAT_SANDBOX"]:
         blueprints.append(sandbox.bp)
     for blueprint in blueprints:

@@ -12,7 +12,8 @@ from backend.api.pagination import decode_id_cursor, page
 from backend.auth import staff_required
 from backend.clock import utcnow
 from backend.extensions import db
-from backend.models import Participation, Team, User
+from backend.models import Hold, Participation, Team, User
+from backend.schemas.holds import HoldListArgs, HoldListSchema, HoldSchema
 from backend.schemas.review import (
     DisqualifyArgs,
     DisqualifySchema,
@@ -21,7 +22,8 @@ from backend.schemas.review import (
 )
 from backend.services.campaigns import add_campaign_revision, campaign_document
 from backend.services.disqualification import disqualify, find_by_pid
-from campaigns.decimals import mg_to_g
+from backend.services.holds import reject_hold, release_hold
+from campaigns.decimals import mg_to_g, milli_to_number
 
 bp = Blueprint("admin_review", __name__, url_prefix="/api/v1/admin",
                description="Organisers: review and revisions")
@@ -45,7 +47,9 @@ REVISION_BODY = {"required": True, "content": {"application/json": {"schema": {
 def list_participants(args, slug):
     """Participants by pseudonym, with totals and flags (oldest first)."""
     campaign = managed_campaign(slug)
-    query = (select(Participation, User, Team)
+    has_holds = select(Hold.id).where(Hold.participation_id == Participation.id,
+                                      Hold.status == "held").exists()
+    query = (select(Participation, User, Team, has_holds)
              .outerjoin(User, User.id == Participation.user_id)
              .outerjoin(Team, Team.id == Participation.team_id)
              .where(Participation.campaign_id == campaign.id)
@@ -54,7 +58,7 @@ def list_participants(args, slug):
         query = query.where(or_(Participation.pid.startswith(args["q"], autoescape=True),
                                 User.nickname.contains(args["q"], autoescape=True)))
     if args["flagged"] is not None:
-        flagged = Participation.disqualified_dt.is_not(None)
+        flagged = or_(Participation.disqualified_dt.is_not(None), has_holds)
         query = query.where(flagged if args["flagged"] else ~flagged)
     after_id = decode_id_cursor(args["cursor"])
     if after_id is not None:
@@ -65,9 +69,10 @@ def list_participants(args, slug):
         "pid": p.pid, "name": user.public_name if user and user.openid else None,
         "team": team.key if team else None, "joined_on": p.joined_on,
         "reduction_g": mg_to_g(p.reduction_mg), "records": p.records,
-        "flags": ["disqualified"] if p.disqualified_dt else [],
+        "flags": [flag for flag, on in (("disqualified", p.disqualified_dt is not None),
+                                        ("held_intake", held)) if on],
         "disqualified_at": p.disqualified_dt, "disqualified_reason": p.disqualified_reason,
-    } for p, user, team in rows], "next_cursor": next_cursor}
+    } for p, user, team, held in rows], "next_cursor": next_cursor}
 
 
 @bp.route("/campaigns/<slug>/participants/<pid>/disqualify", methods=["POST"])
@@ -100,3 +105,60 @@ def post_revision(slug):
     body = campaign_document(campaign)
     db.session.commit()
     return body, 201
+
+
+def _hold_item(hold: Hold, pid: str) -> dict:
+    return {"id": hold.id, "pid": pid, "source": hold.source, "action": hold.action,
+            "local_date": hold.local_date, "quantity": milli_to_number(hold.quantity_milli),
+            "signals": hold.signals, "status": hold.status, "created_dt": hold.created_dt,
+            "decided_dt": hold.decided_dt, "decided_by": hold.decided_by,
+            "entry_seq": hold.entry_seq}
+
+
+@bp.route("/campaigns/<slug>/holds", methods=["GET"])
+@staff_required
+@bp.arguments(HoldListArgs, location="query")
+@bp.response(200, HoldListSchema)
+@bp.doc(security=BEARER)
+@documents_errors(bp, *STAFF_ERRORS, 422)
+def list_holds(args, slug):
+    """Held intakes (by default those awaiting a decision), oldest first."""
+    campaign = managed_campaign(slug)
+    query = (select(Hold, Participation.pid)
+             .join(Participation, Participation.id == Hold.participation_id)
+             .where(Hold.campaign_id == campaign.id, Hold.status == args["status"])
+             .order_by(Hold.id).limit(args["limit"] + 1))
+    after_id = decode_id_cursor(args["cursor"])
+    if after_id is not None:
+        query = query.where(Hold.id > after_id)
+    rows, next_cursor = page(list(db.session.execute(query)), args["limit"],
+                             lambda row: [row[0].id])
+    return {"items": [_hold_item(hold, pid) for hold, pid in rows], "next_cursor": next_cursor}
+
+
+def _decision(decide, slug: str, hold_id: int) -> dict:
+    campaign = managed_campaign(slug)
+    hold = decide(campaign, hold_id, g.staff, utcnow())
+    body = _hold_item(hold, db.session.get(Participation, hold.participation_id).pid)
+    db.session.commit()
+    return body
+
+
+@bp.route("/campaigns/<slug>/holds/<int:hold_id>/release", methods=["POST"])
+@staff_required
+@bp.response(200, HoldSchema)
+@bp.doc(security=BEARER)
+@documents_errors(bp, *STAFF_ERRORS, 409, 503)
+def post_release(slug, hold_id):
+    """Release a held intake: one ``release`` entry is appended now, with its own date."""
+    return _decision(release_hold, slug, hold_id)
+
+
+@bp.route("/campaigns/<slug>/holds/<int:hold_id>/reject", methods=["POST"])
+@staff_required
+@bp.response(200, HoldSchema)
+@bp.doc(security=BEARER)
+@documents_errors(bp, *STAFF_ERRORS, 409)
+def post_reject(slug, hold_id):
+    """Reject a held intake: nothing is appended."""
+    return _decision(reject_hold, slug, hold_id)

@@ -6,11 +6,15 @@ from flask import g
 from flask_smorest import Blueprint
 
 from backend.api.docs import BEARER, documents_errors
+from backend.api.writes import idempotent_write
 from backend.auth import participant_required
+from backend.clock import utcnow
 from backend.extensions import db
+from backend.schemas.partners import PartnerLinkArgs, PartnerLinkSchema
 from backend.schemas.users import LoginSchema, MePatchArgs, MeSchema, WeChatLoginArgs
 from backend.services.logins import login_with_wechat
 from backend.services.membership import joined_slugs
+from backend.services.partners import link_partner_account
 from backend.services.users import update_profile
 from backend.wechat import current_wechat
 
@@ -74,3 +78,19 @@ def patch_me(changes):
     body = _me(user)
     db.session.commit()
     return body
+
+
+@bp.route("/me/partner-links", methods=["POST"])
+@participant_required
+@idempotent_write(lambda: f"user:{g.user.id}")
+@bp.arguments(PartnerLinkArgs)
+@bp.response(201, PartnerLinkSchema)
+@bp.alt_response(200, schema=PartnerLinkSchema, description="already linked to me",
+                 success=True)
+@bp.doc(security=BEARER)
+@documents_errors(bp, 400, 401, 403, 409, 415, 422)
+def post_partner_link(args):
+    """Link my account at a partner with the single-use code it showed me, so that its
+    records reach me."""
+    link, created = link_partner_account(g.user, args["partner"], args["link_code"], utcnow())
+    return {"partner": args["partner"], "linked_at": link.created_dt}, 201 if created else 200

@@ -21,12 +21,16 @@ from backend.schemas.intake import (
     JoinArgs,
     JoinSchema,
     MyCampaignSchema,
+    WerunArgs,
+    WerunSchema,
 )
 from backend.services.campaigns import campaign_doc
 from backend.services.checkins import record_checkin
 from backend.services.membership import join_campaign, require_participation
 from backend.services.public import published_campaign
 from backend.services.standings import my_campaign
+from backend.services.werun import decrypt_werun, parse_step_list, refresh_session_key, sync_werun
+from backend.wechat import current_wechat
 from campaigns.decimals import mg_to_g, milli_to_number
 from campaigns.rules import points
 
@@ -82,6 +86,7 @@ def post_checkin(args, slug):
         "claimed_by": result.claimed_by, "day_reduction_g": mg_to_g(result.day_reduction_mg),
         "total_reduction_g": mg_to_g(participation.reduction_mg),
         "points": points(participation.reduction_mg, campaign_doc(campaign).points_per_g_milli),
+        "held": result.held,
     }, 201
 
 
@@ -126,3 +131,33 @@ def get_my_campaign(slug):
     """My reduction, points, days active and per-action figures in this campaign."""
     campaign = published_campaign(slug)
     return my_campaign(require_participation(campaign, g.user), campaign)
+
+
+@bp.route("/<slug>/werun", methods=["POST"])
+@participant_required
+@bp.arguments(WerunArgs)
+@bp.response(200, WerunSchema)
+@bp.doc(security=BEARER)
+@documents_errors(bp, 400, 401, 403, 404, 409, 415, 422, 429, 503)
+def post_werun(args, slug):
+    """Sync WeRun steps (wx.getWeRunData). Each Beijing day keeps its highest count; a higher
+    count credits the difference to the one campaign the day belongs to.
+
+    With ``code`` (a fresh wx.login), the code is exchanged first under the login rules; a
+    code of another WeChat user is 403 and nothing is stored.
+    """
+    campaign = published_campaign(slug)
+    wechat = current_wechat()
+    if args["code"] is not None:
+        refresh_session_key(g.user, wechat, args["code"])
+    payload = decrypt_werun(g.user, wechat.appid, args["iv"], args["encrypted_data"])
+    now = utcnow()
+    result = sync_werun(g.user, campaign, parse_step_list(payload, now), now)
+    body = {
+        "days": [{**day, "reduction_g": mg_to_g(day.pop("reduction_mg"))}
+                 for day in result["days"]],
+        "added_reduction_g": mg_to_g(result["added_mg"]),
+        "total_reduction_g": mg_to_g(result["total_mg"]),
+    }
+    db.session.commit()
+    return body

@@ -7,13 +7,23 @@ from backend.models.intake import Checkin, DayActionTotal, IdempotencyRecord, Pe
 from backend.models.ledger import CampaignLedger, LedgerEntry
 from backend.models.login import SandboxLogin, SeenLoginCode
 from backend.models.participation import Participation
+from backend.models.partners import (
+    LinkCode,
+    Partner,
+    PartnerItem,
+    PartnerLink,
+    PartnerNonce,
+    partner_campaigns,
+)
 from backend.models.projections import CampaignDay, ParticipantDay, ParticipantWeek, TeamPeriod
+from backend.models.review import Hold, WerunDay
 from backend.models.staff import StaffAccount, staff_campaigns
 from backend.models.user import User
 
 __all__ = [
     "AuditEntry", "Campaign", "CampaignCredential", "CampaignDay", "CampaignLedger", "Checkin",
-    "DayActionTotal", "IdempotencyRecord", "LedgerEntry", "ParticipantDay", "ParticipantWeek",
-    "Participation", "PersonDay", "SandboxLogin", "SeenLoginCode", "StaffAccount", "Team",
-    "TeamPeriod", "User", "staff_campaigns",
+    "DayActionTotal", "Hold", "IdempotencyRecord", "LedgerEntry", "LinkCode", "ParticipantDay",
+    "ParticipantWeek", "Participation", "Partner", "PartnerItem", "PartnerLink", "PartnerNonce",
+    "PersonDay", "SandboxLogin", "SeenLoginCode", "StaffAccount", "Team", "TeamPeriod", "User",
+    "WerunDay", "partner_campaigns", "staff_campaigns",
 ]

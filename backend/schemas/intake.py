@@ -49,6 +49,9 @@ class CheckinSchema(StrictSchema):
     day_reduction_g = ExactNumber(required=True, metadata=GRAMS)
     total_reduction_g = ExactNumber(required=True, metadata=GRAMS)
     points = fields.Integer(required=True)
+    held = fields.Boolean(required=True, metadata={
+        "description": "true when a plausibility signal holds it for an organiser's review: "
+                       "it counts nowhere until released"})
 
 
 class CheckinListArgs(StrictSchema):
@@ -93,6 +96,18 @@ class BadgeSchema(StrictSchema):
     awarded_at = Instant(required=True)
 
 
+class HeldIntakeSchema(StrictSchema):
+    id = fields.Integer(required=True)
+    source = fields.String(required=True, validate=validate.OneOf(["checkin", "werun",
+                                                                   "partner"]))
+    action = fields.String(required=True)
+    date = fields.Date(required=True)
+    quantity = ExactNumber(required=True)
+    signals = fields.List(fields.String(), required=True, metadata={
+        "description": "the plausibility signals met (e.g. steps_over_limit)"})
+    created_at = Instant(required=True)
+
+
 class MyCampaignSchema(StrictSchema):
     reduction_g = ExactNumber(required=True, metadata=GRAMS)
     points = fields.Integer(required=True)
@@ -102,7 +117,30 @@ class MyCampaignSchema(StrictSchema):
                             required=True)
     challenges = fields.List(fields.Nested(ChallengeProgressSchema), required=True)
     badges = fields.List(fields.Nested(BadgeSchema), required=True)
-    held = fields.List(fields.Dict(), required=True, metadata={
-        "description": "intakes awaiting an organiser's review"})
+    held = fields.List(fields.Nested("HeldIntakeSchema"), required=True, metadata={
+        "description": "my intakes awaiting an organiser's review (they count nowhere yet)"})
     team = fields.String(required=True, allow_none=True)
     joined_on = fields.Date(required=True)
+
+
+class WerunArgs(StrictSchema):
+    encrypted_data = fields.String(required=True, validate=validate.Length(min=1, max=100_000),
+                                   metadata={"description": "encryptedData of wx.getWeRunData"})
+    iv = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    code = Trimmed(load_default=None, validate=validate.Length(min=1, max=128), metadata={
+        "description": "a fresh wx.login code, exchanged first (its session_key decrypts)"})
+
+
+class WerunDaySchema(StrictSchema):
+    date = fields.Date(required=True)
+    steps = fields.Integer(required=True)
+    counted_steps = fields.Integer(required=True)
+    reduction_g = ExactNumber(required=True, metadata=GRAMS)
+    status = fields.String(required=True, validate=validate.OneOf(
+        ["counted", "unchanged", "outside", "held", "claimed"]))
+
+
+class WerunSchema(StrictSchema):
+    days = fields.List(fields.Nested(WerunDaySchema), required=True)
+    added_reduction_g = ExactNumber(required=True, metadata=GRAMS)
+    total_reduction_g = ExactNumber(required=True, metadata=GRAMS)

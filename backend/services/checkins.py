@@ -11,14 +11,24 @@ from backend.errors import ApiError, validation_error
 from backend.extensions import db
 from backend.models import Campaign, Checkin, DayActionTotal, ParticipantDay, Participation, User
 from backend.services.campaigns import campaign_doc
-from backend.services.ledger import append_entry, lock_ledgers, lock_person_days
+from backend.services.crediting import (
+    CampaignRules,
+    EntryDraft,
+    append_drafts,
+    credit_units,
+    day_counted,
+    day_total,
+    hold_intake,
+    signals_for,
+)
+from backend.services.ledger import lock_person_days
 from backend.services.membership import ensure_intake_open, require_participation
 from campaigns.calendar import entry_date_ok
-from campaigns.crediting import checkin_allowance, checkin_delta
+from campaigns.crediting import checkin_allowance
 from campaigns.decimals import DecimalInvalid, parse_milli
 from campaigns.document import ActionRule, action_rule
 from campaigns.methodology import kind_rule, load_methodology
-from campaigns.rules import counted, credit_mg, entry_reduction_mg
+from campaigns.rules import counted
 
 SELF_REPORT = "checkin"
 MAX_QUANTITY_MILLI = 1_000_000_000  # a million units: beyond any cap, still exact
@@ -32,6 +42,7 @@ class CheckinResult:
     capped: bool
     claimed_by: str | None
     day_reduction_mg: int
+    held: bool = False
 
 
 def _quantity_milli(rule: ActionRule, quantity) -> int:
@@ -52,15 +63,6 @@ def _quantity_milli(rule: ActionRule, quantity) -> int:
     if kind.once_daily and milli != 1000:
         raise validation_error({"quantity": ["A once-daily action counts 1."]})
     return milli
-
-
-def _day_credits(participation: Participation, day: date) -> dict[tuple[str, str], DayActionTotal]:
-    rows = db.session.scalars(
-        select(DayActionTotal).where(DayActionTotal.participation_id == participation.id,
-                                     DayActionTotal.local_date == day)
-        .execution_options(populate_existing=True)
-    )
-    return {(row.action, row.source): row for row in rows}
 
 
 def _elsewhere(user: User, campaign: Campaign, action: str, day: date) -> list[tuple[int, int]]:
@@ -107,58 +109,52 @@ def record_checkin(user: User, campaign: Campaign, action: str, quantity, day: d
             Checkin.once_daily_action == action)) is not None:
         raise ApiError(409, "checkin.already_done")
 
-    credits = _day_credits(participation, day)
-    row = credits.get((action, SELF_REPORT))
-    if row is None:
-        row = DayActionTotal(participation_id=participation.id, local_date=day, action=action,
-                             source=SELF_REPORT, user_id=user.id, campaign_id=campaign.id,
-                             total_milli=0, counted_milli=0, credit_mg=0)
-        db.session.add(row)
-        credits[(action, SELF_REPORT)] = row
-    elsewhere = _elsewhere(user, campaign, action, day)
-    counted_elsewhere = sum(amount for _, amount in elsewhere)
-    delta = checkin_delta(row.total_milli, quantity_milli, counted_before_milli=row.counted_milli,
-                          counted_elsewhere_milli=counted_elsewhere, cap_milli=rule.cap_milli,
-                          min_milli=rule.min_milli, factor_milli=rule.factor_milli)
-    before = {key: r.credit_mg for key, r in credits.items()}
-    row.total_milli += quantity_milli
-    row.counted_milli += delta.counted_milli
-    row.credit_mg = credit_mg(row.counted_milli, rule.factor_milli)
-    after = {key: r.credit_mg for key, r in credits.items()}
-    reduction = entry_reduction_mg(before, after, methodology.credit_groups,
-                                   car_free_day_max=doc.car_free_day_max)
-    claimed_by = _claimed_by(row, rule, quantity_milli, delta.counted_milli, elsewhere)
-
+    rules = CampaignRules(campaign, doc, methodology)
+    total_before = day_total(participation, action, SELF_REPORT, day)
+    counted_before = day_counted(participation, action, SELF_REPORT, day)
     checkin = Checkin(
         campaign_id=campaign.id, participation_id=participation.id, action=action,
         once_daily_action=action if once_daily else None, local_date=day,
-        quantity_milli=quantity_milli, counted_milli=delta.counted_milli, reduction_mg=reduction,
-        claimed_by=claimed_by[0] if claimed_by else None, created_dt=now,
+        quantity_milli=quantity_milli, counted_milli=0, reduction_mg=0, created_dt=now,
     )
     db.session.add(checkin)
     db.session.flush()
-    ledger = lock_ledgers([campaign.id])[campaign.id]
-    entry = append_entry(
-        ledger, campaign, participation, action=action, local_date=day,
-        quantity_milli=quantity_milli, counted_milli=delta.counted_milli,
-        factor_milli=rule.factor_milli, reduction_mg=reduction, source=SELF_REPORT,
-        source_ref=str(checkin.id), methodology_version=rule.methodology_version, now=now,
-    )
-    checkin.entry_seq = entry.seq
-    day_total = db.session.get(ParticipantDay, (participation.id, day)).reduction_mg
-    return CheckinResult(checkin, participation, rule, delta.counted_milli < quantity_milli,
-                         claimed_by[1] if claimed_by else None, day_total)
+    signals = signals_for(rules, participation, rule, day, SELF_REPORT,
+                          total_before + quantity_milli)
+    if signals:
+        hold_intake(participation, rule, day, SELF_REPORT, str(checkin.id), quantity_milli,
+                    signals, now)
+        return _result(checkin, participation, rule, None, held=True)
+    elsewhere = _elsewhere(user, campaign, action, day)
+    granted, reduction = credit_units(rules, participation, rule, day, SELF_REPORT,
+                                      quantity_milli, sum(amount for _, amount in elsewhere))
+    claimed_by = _claimed_by(total_before, counted_before, rule, quantity_milli, granted,
+                             elsewhere)
+    checkin.counted_milli = granted
+    checkin.reduction_mg = reduction
+    checkin.claimed_by = claimed_by[0] if claimed_by else None
+    draft = EntryDraft(campaign, participation, rule, day, quantity_milli, granted, reduction,
+                       SELF_REPORT, str(checkin.id))
+    append_drafts([draft], now)
+    checkin.entry_seq = draft.seq
+    return _result(checkin, participation, rule, claimed_by[1] if claimed_by else None)
 
 
-def _claimed_by(row: DayActionTotal, rule: ActionRule, quantity_milli: int, granted: int,
-                elsewhere: list[tuple[int, int]]) -> tuple[int, str] | None:
+def _result(checkin: Checkin, participation: Participation, rule: ActionRule,
+            claimed_by: str | None, held: bool = False) -> CheckinResult:
+    day = db.session.get(ParticipantDay, (participation.id, checkin.local_date))
+    return CheckinResult(checkin, participation, rule,
+                         checkin.counted_milli < checkin.quantity_milli, claimed_by,
+                         day.reduction_mg if day else 0, held)
+
+
+def _claimed_by(before_total: int, counted_before: int, rule: ActionRule, quantity_milli: int,
+                granted: int, elsewhere: list[tuple[int, int]]) -> tuple[int, str] | None:
     """The other campaign that already counted the units this check-in could not count."""
     if granted >= quantity_milli or not any(amount > 0 for _, amount in elsewhere):
         return None
-    before_total = row.total_milli - quantity_milli
-    natural = (counted(row.total_milli, rule.cap_milli, rule.min_milli)
+    natural = (counted(before_total + quantity_milli, rule.cap_milli, rule.min_milli)
                - counted(before_total, rule.cap_milli, rule.min_milli))
-    counted_before = row.counted_milli - granted
     own_allowance = checkin_allowance(rule.cap_milli, counted_before, 0)
     without_others = natural if own_allowance is None else min(natural, own_allowance)
     if granted >= without_others:

@@ -11,6 +11,7 @@ from backend.errors import ApiError
 from backend.extensions import db
 from backend.models import Campaign, LedgerEntry, Participation
 from backend.services.audit import record_audit
+from backend.services.holds import reject_holds_of
 from backend.services.ledger import append_entry, lock_ledgers, lock_person_days
 
 
@@ -58,6 +59,7 @@ def disqualify(campaign: Campaign, pid: str, reason: str, actor, now: datetime) 
         )
     participation.disqualified_dt = now
     participation.disqualified_reason = reason
+    reject_holds_of(participation, actor, now)
     ledger.participants -= 1
     db.session.flush()
     record_audit(actor, "participant.disqualify", campaign, pid, {"disqualified": False},

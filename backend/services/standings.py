@@ -7,7 +7,8 @@ from sqlalchemy import case, func, select
 from backend.extensions import db
 from backend.models import Campaign, LedgerEntry, ParticipantDay, Participation
 from backend.services.campaigns import campaign_doc
-from campaigns.decimals import mg_to_g
+from backend.services.holds import held_of
+from campaigns.decimals import mg_to_g, milli_to_number
 from campaigns.rules import points
 
 
@@ -36,7 +37,11 @@ def my_campaign(participation: Participation, campaign: Campaign) -> dict:
         "by_action": by_action,
         "challenges": [],
         "badges": [],
-        "held": [],
+        "held": [{
+            "id": hold.id, "source": hold.source, "action": hold.action,
+            "date": hold.local_date, "quantity": milli_to_number(hold.quantity_milli),
+            "signals": hold.signals, "created_at": hold.created_dt,
+        } for hold in held_of(participation)],
         "team": participation.team.key if participation.team else None,
         "joined_on": participation.joined_on,
     }

@@ -1,0 +1,148 @@
+"""The shared path of every intake (check-in, WeRun, partner item, released hold): day totals
+per action and source, caps and minimums, credit groups, plausibility holds, and the entry
+drafts that are appended once the chain heads are locked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import select
+
+from backend.extensions import db
+from backend.models import Campaign, DayActionTotal, Hold, Participation
+from backend.services.campaigns import campaign_doc
+from backend.services.ledger import append_entry, lock_ledgers
+from campaigns.crediting import checkin_delta
+from campaigns.document import ActionRule, CampaignDoc
+from campaigns.methodology import Methodology, load_methodology
+from campaigns.plausibility import Intake, intake_signals
+from campaigns.rules import credit_mg, entry_reduction_mg
+
+
+@dataclass
+class EntryDraft:
+    """An entry waiting for its chain head: appended by :func:`append_drafts`."""
+
+    campaign: Campaign
+    participation: Participation
+    rule: ActionRule
+    local_date: date
+    quantity_milli: int
+    counted_milli: int
+    reduction_mg: int
+    source: str
+    source_ref: str | None
+    seq: int | None = None
+
+
+@dataclass(frozen=True)
+class CampaignRules:
+    """What crediting needs of a campaign, loaded once per request."""
+
+    campaign: Campaign
+    doc: CampaignDoc
+    methodology: Methodology
+
+    @classmethod
+    def of(cls, campaign: Campaign) -> CampaignRules:
+        doc = campaign_doc(campaign)
+        return cls(campaign, doc, load_methodology(doc.methodology))
+
+
+def _day_rows(participation: Participation, day: date) -> dict[tuple[str, str], DayActionTotal]:
+    rows = db.session.scalars(
+        select(DayActionTotal).where(DayActionTotal.participation_id == participation.id,
+                                     DayActionTotal.local_date == day)
+        .execution_options(populate_existing=True)
+    )
+    return {(row.action, row.source): row for row in rows}
+
+
+def credit_units(rules: CampaignRules, participation: Participation, rule: ActionRule,
+                 day: date, source: str, quantity_milli: int,
+                 counted_elsewhere_milli: int = 0) -> tuple[int, int]:
+    """Add ``quantity_milli`` to the participant's day total of (action, source) and return
+    (counted_milli, reduction_mg) of this intake: caps and minimums on the day total, what
+    other campaigns counted, and the credit groups. Call under the person-day lock. Flushes
+    nothing; the row is added to the session."""
+    credits = _day_rows(participation, day)
+    key = (rule.key, source)
+    row = credits.get(key)
+    if row is None:
+        row = DayActionTotal(participation_id=participation.id, local_date=day, action=rule.key,
+                             source=source, user_id=participation.user_id,
+                             campaign_id=participation.campaign_id, total_milli=0,
+                             counted_milli=0, credit_mg=0)
+        db.session.add(row)
+        credits[key] = row
+    delta = checkin_delta(row.total_milli, quantity_milli, counted_before_milli=row.counted_milli,
+                          counted_elsewhere_milli=counted_elsewhere_milli,
+                          cap_milli=rule.cap_milli, min_milli=rule.min_milli,
+                          factor_milli=rule.factor_milli)
+    before = {k: r.credit_mg for k, r in credits.items()}
+    row.total_milli += quantity_milli
+    row.counted_milli += delta.counted_milli
+    row.credit_mg = credit_mg(row.counted_milli, rule.factor_milli)
+    after = {k: r.credit_mg for k, r in credits.items()}
+    reduction = entry_reduction_mg(before, after, rules.methodology.credit_groups,
+                                   car_free_day_max=rules.doc.car_free_day_max)
+    return delta.counted_milli, reduction
+
+
+def day_total(participation: Participation, action: str, source: str, day: date) -> int:
+    """What was submitted of (action, source) that day (held intakes not included)."""
+    row = db.session.get(DayActionTotal, (participation.id, day, action, source))
+    return row.total_milli if row else 0
+
+
+def day_counted(participation: Participation, action: str, source: str, day: date) -> int:
+    row = db.session.get(DayActionTotal, (participation.id, day, action, source))
+    return row.counted_milli if row else 0
+
+
+def signals_for(rules: CampaignRules, participation: Participation, rule: ActionRule,
+                day: date, source: str, day_total_milli: int, distance_m: int | None = None,
+                duration_s: int | None = None) -> tuple[str, ...]:
+    """The methodology's plausibility signals this intake meets (empty: count it)."""
+    over_cap_days = 0
+    if rule.cap_milli is not None:
+        previous = day - timedelta(days=1)
+        while over_cap_days < 7 and day_total(participation, rule.key, source,
+                                              previous) > rule.cap_milli:
+            over_cap_days += 1
+            previous -= timedelta(days=1)
+    return intake_signals(rules.methodology, rule.key, Intake(
+        day_total_milli=day_total_milli, cap_milli=rule.cap_milli,
+        previous_days_over_cap=over_cap_days, distance_m=distance_m, duration_s=duration_s))
+
+
+def hold_intake(participation: Participation, rule: ActionRule, day: date, source: str,
+                source_ref: str | None, quantity_milli: int, signals: tuple[str, ...],
+                now: datetime) -> Hold:
+    """Keep an implausible intake out of the ledger until an organiser decides. Flushes."""
+    hold = Hold(campaign_id=participation.campaign_id, participation_id=participation.id,
+                source=source, source_ref=source_ref, action=rule.key, local_date=day,
+                quantity_milli=quantity_milli, signals=list(signals), status="held",
+                created_dt=now, updated_dt=now)
+    db.session.add(hold)
+    db.session.flush()
+    return hold
+
+
+def append_drafts(drafts: list[EntryDraft], now: datetime) -> None:
+    """Lock the chain heads of the drafts' campaigns (ascending id) and append each draft in
+    order; sets ``draft.seq``."""
+    if not drafts:
+        return
+    ledgers = lock_ledgers(d.campaign.id for d in drafts)
+    for draft in drafts:
+        entry = append_entry(
+            ledgers[draft.campaign.id], draft.campaign, draft.participation,
+            action=draft.rule.key, local_date=draft.local_date,
+            quantity_milli=draft.quantity_milli, counted_milli=draft.counted_milli,
+            factor_milli=draft.rule.factor_milli, reduction_mg=draft.reduction_mg,
+            source=draft.source, source_ref=draft.source_ref,
+            methodology_version=draft.rule.methodology_version, now=now,
+        )
+        draft.seq = entry.seq
