@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -35,6 +36,8 @@ def issue_token(
         "sub": str(subject_id),
         "ver": version,
         "iat": int(now.timestamp()),
+        # A random id: two tokens issued in the same second still differ.
+        "jti": secrets.token_urlsafe(12),
         "exp": int((now + lifetime).timestamp()),
     }
     token = jwt.encode(claims, current_app.config["SECRET_KEY"], algorithm="HS256")

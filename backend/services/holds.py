@@ -75,8 +75,9 @@ def release_hold(campaign: Campaign, hold_id: int, actor, now: datetime) -> Hold
                        reduction, "release", f"hold:{hold.id}")
     append_drafts([draft], now)
     hold.entry_seq = draft.seq
-    if werun_day is not None:
-        werun_day.counted_steps = hold.quantity_milli // 1000
+    if hold.source == "werun":
+        if werun_day is not None:
+            werun_day.counted_steps = hold.quantity_milli // 1000
     elif hold.source == "checkin":
         checkin = db.session.get(Checkin, int(hold.source_ref))
         checkin.counted_milli, checkin.reduction_mg = counted, reduction
