@@ -13,8 +13,8 @@ import re
 
 import pytest
 
-from backend.extensions import db
 from backend.clock import utcnow
+from backend.extensions import db
 from backend.models import Hold, Participation, User
 from backend.services.credentials import issue_credential
 from backend.services.teams import upsert_teams

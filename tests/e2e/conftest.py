@@ -132,8 +132,10 @@ def _assert_no_secret_in_log(server: LiveServer) -> None:
 
 
 @contextmanager
-def running_server(tmp_path_factory, name: str, app_environ: dict[str, str]):
-    """Start gunicorn and give the LiveServer; at the end stop it and scan its whole log."""
+def running_server(tmp_path_factory, name: str, app_environ: dict[str, str], *,
+                   workers: int = 2, threads: int = 4):
+    """Start gunicorn (``workers`` x ``threads``, gthread) and give the LiveServer; at the end
+    stop it and scan its whole log."""
     gunicorn = Path(sys.executable).parent / "gunicorn"
     repo_root = Path(__file__).resolve().parents[2]
     port = _free_port()
@@ -142,7 +144,7 @@ def running_server(tmp_path_factory, name: str, app_environ: dict[str, str]):
     command = [
         str(gunicorn), "wsgi:app",
         "--bind", f"127.0.0.1:{port}",
-        "--workers", "2", "--threads", "4", "--worker-class", "gthread",
+        "--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread",
         # A worker still reading an abandoned WeChat call (drip) cannot exit: kill it at 5 s.
         "--graceful-timeout", "5",
         "--access-logfile", "-", "--error-logfile", "-",
