@@ -9,6 +9,7 @@ from flask import Flask, send_from_directory
 from backend.api import (
     admin,
     admin_review,
+    boards,
     campaigns,
     ops,
     participants,
@@ -19,6 +20,7 @@ from backend.api import (
 )
 from backend.api.docs import TanpuApi, new_api, register_schemas, register_security_schemes
 from backend.api.media import check_media_type
+from backend.services.boards import apply_appended_entries
 
 API_TITLE = "Tanpu"
 API_VERSION = "v1"
@@ -57,11 +59,12 @@ def register_api(app: Flask) -> TanpuApi:
     register_security_schemes(api)
     register_schemas(api)
     blueprints = [ops.bp, participants.bp, campaigns.bp, participation.bp, staff.bp, admin.bp,
-                  admin_review.bp, partners.bp]
+                  admin_review.bp, partners.bp, boards.bp]
     if app.config["WECHAT_SANDBOX"]:
         blueprints.append(sandbox.bp)
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
     app.register_blueprint(docs_assets)
     app.before_request(check_media_type)
+    app.after_request(apply_appended_entries)
     return api

@@ -29,6 +29,7 @@ class LedgerEntry(db.Model):
                         name="quantities_not_negative"),
         Index("uq_ledger_entries_campaign_id_seq", "campaign_id", "seq", unique=True),
         Index("ix_ledger_entries_participation_id", "participation_id"),
+        Index("ix_ledger_entries_campaign_id_created_dt", "campaign_id", "created_dt"),
         Index(
             "uq_ledger_entries_reversal_of", "campaign_id", "source_ref", unique=True,
             sqlite_where=text("source = 'reversal'"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Date, ForeignKey, String, UniqueConstraint
+from sqlalchemy import BigInteger, Date, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from backend.clock import utcnow
@@ -18,6 +18,8 @@ class Participation(db.Model):
     __table_args__ = (
         UniqueConstraint("campaign_id", "user_id"),
         UniqueConstraint("campaign_id", "pid"),
+        # The total board: top N and "how many are ahead of me" walk this index.
+        Index("ix_participations_board", "campaign_id", "reduction_mg", "reached_seq", "pid"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import BigInteger, Date, ForeignKey, Integer, String
+from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.extensions import db
@@ -17,24 +17,26 @@ TOTAL_PERIOD_START = date(2000, 1, 1)
 
 class ParticipantDay(db.Model):
     __tablename__ = "participant_days"
+    __table_args__ = (Index("ix_participant_days_board", "campaign_id", "local_date",
+                            "reduction_mg", "reached_seq"),)
 
     participation_id: Mapped[int] = mapped_column(
         ForeignKey("participations.id"), primary_key=True)
     local_date: Mapped[date] = mapped_column(Date, primary_key=True)
-    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), nullable=False,
-                                             index=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), nullable=False)
     reduction_mg: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
     reached_seq: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
 
 
 class ParticipantWeek(db.Model):
     __tablename__ = "participant_weeks"
+    __table_args__ = (Index("ix_participant_weeks_board", "campaign_id", "week_start",
+                            "reduction_mg", "reached_seq"),)
 
     participation_id: Mapped[int] = mapped_column(
         ForeignKey("participations.id"), primary_key=True)
     week_start: Mapped[date] = mapped_column(Date, primary_key=True)
-    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), nullable=False,
-                                             index=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), nullable=False)
     reduction_mg: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
     reached_seq: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
 

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from flask import g, has_request_context
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -83,6 +84,9 @@ def append_entry(
     ledger.head_hash = line["hash"]
     apply_entry(entry, participation, ledger)
     db.session.flush()
+    if has_request_context():  # mirrored on the Redis boards after the request commits
+        g.setdefault("tanpu_appended", []).append(
+            (campaign.id, participation.id, local_date, seq))
     return entry
 
 

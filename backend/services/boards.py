@@ -1,0 +1,271 @@
+"""Leaderboards: answered from Redis when its board is current, else from SQL (and the
+missing seqs are replayed into Redis after the response). Both give the same answer."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import redis
+from flask import current_app, g
+from sqlalchemy import select
+
+from backend.extensions import db, redis_holder
+from backend.models import (
+    Campaign,
+    LedgerEntry,
+    ParticipantDay,
+    ParticipantWeek,
+    Participation,
+    Team,
+    TeamPeriod,
+    User,
+)
+from backend.models.projections import TOTAL_PERIOD_START
+from backend.services import boards_sql
+from backend.services.boards_redis import RedisBoards, board_key
+from backend.services.campaigns import campaign_doc
+from campaigns.calendar import week_start
+from campaigns.decimals import mg_to_g
+
+log = logging.getLogger(__name__)
+
+SETTLE = timedelta(seconds=2)
+REPLAY_BATCH = 5000
+LOCK_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class BoardView:
+    entries: list[dict]
+    me: dict | None
+    source: str
+
+
+def redis_boards() -> RedisBoards | None:
+    client = redis_holder.client(current_app)
+    if client is None:
+        return None
+    boards = current_app.extensions.get("tanpu_redis_boards")
+    if boards is None or boards.client is not client:
+        boards = RedisBoards(client)
+        current_app.extensions["tanpu_redis_boards"] = boards
+    return boards
+
+
+def _start_label(period: str, start: date | None) -> str:
+    return "all" if period == "total" else start.isoformat()
+
+
+def settled_seq(campaign: Campaign, now: datetime) -> int:
+    """The highest seq whose entry is more than 2 s old (later ones may still be applying)."""
+    return db.session.scalar(
+        select(LedgerEntry.seq).where(LedgerEntry.campaign_id == campaign.id,
+                                      LedgerEntry.created_dt < now - SETTLE)
+        .order_by(LedgerEntry.created_dt.desc(), LedgerEntry.seq.desc()).limit(1)) or 0
+
+
+def _visible(participation: Participation, user: User | None) -> bool:
+    return (participation.disqualified_dt is None and user is not None
+            and user.on_leaderboard and user.openid is not None)
+
+
+def _team_metric(row: TeamPeriod | None, ranking: str, min_active: int) -> int:
+    if row is None or row.active_members < max(min_active, 1) or row.reduction_mg <= 0:
+        return 0
+    return row.reduction_mg // row.active_members if ranking == "average" else row.reduction_mg
+
+
+def refresh_member(boards: RedisBoards, pipe, campaign: Campaign, participation: Participation,
+                   day: date) -> None:
+    """Queue the absolute scores of one participant (and their team) on the boards of the
+    total, the day and its week, read from the SQL projections."""
+    user = db.session.get(User, participation.user_id) if participation.user_id else None
+    visible = _visible(participation, user)
+    week = week_start(day)
+    day_row = db.session.get(ParticipantDay, (participation.id, day))
+    week_row = db.session.get(ParticipantWeek, (participation.id, week))
+    for period, start, mg, seq in (
+        ("total", None, participation.reduction_mg, participation.reached_seq),
+        ("day", day, day_row.reduction_mg if day_row else 0, day_row.reached_seq if day_row else 0),
+        ("week", week, week_row.reduction_mg if week_row else 0,
+         week_row.reached_seq if week_row else 0),
+    ):
+        key = board_key(campaign.id, "individuals", period, _start_label(period, start))
+        boards.set_score(pipe, key, participation.pid, mg if visible and mg > 0 else 0, seq)
+    if participation.team_id is None:
+        return
+    teams = campaign_doc(campaign).teams
+    team = db.session.get(Team, participation.team_id)
+    for period, start in (("total", None), ("day", day), ("week", week)):
+        row = db.session.get(TeamPeriod, (team.id, period,
+                                          TOTAL_PERIOD_START if start is None else start))
+        metric = _team_metric(row, teams.ranking, teams.min_active_members)
+        key = board_key(campaign.id, "teams", period, _start_label(period, start))
+        boards.set_score(pipe, key, team.key, metric, row.reached_seq if row else 0)
+
+
+def apply_entries(entries: list[tuple[int, int, date, int]]) -> None:
+    """After commit: put these entries' effects on the Redis boards and advance the
+    watermarks. Redis failing only leaves the boards behind (reads fall back to SQL)."""
+    boards = redis_boards()
+    if boards is None or not entries:
+        return
+    try:
+        by_campaign: dict[int, list[int]] = {}
+        pipe = boards.client.pipeline(transaction=False)
+        for campaign_id, participation_id, day, seq in entries:
+            campaign = db.session.get(Campaign, campaign_id)
+            participation = db.session.get(Participation, participation_id)
+            refresh_member(boards, pipe, campaign, participation, day)
+            by_campaign.setdefault(campaign_id, []).append(seq)
+        pipe.execute()
+        for campaign_id, seqs in by_campaign.items():
+            boards.advance(campaign_id, seqs)
+    except redis.RedisError as error:
+        log.warning("leaderboards: redis update failed (%s)", type(error).__name__)
+
+
+def replay_missing(campaign_id: int, upto_seq: int) -> None:
+    """Apply the seqs between the watermark and ``upto_seq`` (a batch at a time), under a
+    short Redis lock so that only one worker replays a campaign at once."""
+    boards = redis_boards()
+    if boards is None:
+        return
+    lock = boards.client.lock(f"tanpu:boards:{campaign_id}:replay", timeout=LOCK_SECONDS,
+                              blocking=False)
+    try:
+        if not lock.acquire():
+            return
+        try:
+            start = boards.watermark(campaign_id)
+            rows = db.session.execute(
+                select(LedgerEntry.campaign_id, LedgerEntry.participation_id,
+                       LedgerEntry.local_date, LedgerEntry.seq)
+                .where(LedgerEntry.campaign_id == campaign_id, LedgerEntry.seq > start,
+                       LedgerEntry.seq <= upto_seq)
+                .order_by(LedgerEntry.seq).limit(REPLAY_BATCH)).all()
+            apply_entries([tuple(row) for row in rows])
+        finally:
+            lock.release()
+    except redis.RedisError as error:
+        log.warning("leaderboards: replay failed (%s)", type(error).__name__)
+
+
+def _individual_entries(campaign: Campaign, standings) -> list[dict]:
+    """Board entries for (pid, metric, seq) rows in order, with public names and avatars."""
+    pids = [pid for pid, _, _ in standings]
+    people = {pid: (nick, status, avatar) for pid, nick, status, avatar in db.session.execute(
+        select(Participation.pid, User.nickname, User.nickname_status, User.avatar_url)
+        .join(User, User.id == Participation.user_id)
+        .where(Participation.campaign_id == campaign.id, Participation.pid.in_(pids)))}
+    entries = []
+    for rank, (pid, mg, _seq) in enumerate(standings, start=1):
+        nick, status, avatar = people.get(pid, (None, "none", None))
+        name = nick if nick and status == "pass" else User.PUBLIC_NICKNAME_FALLBACK
+        entries.append({"rank": rank, "name": name, "avatar_url": avatar,
+                        "reduction_g": mg_to_g(mg)})
+    return entries
+
+
+def _my_standing(campaign: Campaign, period: str, start: date | None,
+                 participation: Participation) -> tuple[int, int]:
+    """(metric mg, seq) of a participant on an individual board."""
+    if period == "total":
+        return participation.reduction_mg, participation.reached_seq
+    model = ParticipantDay if period == "day" else ParticipantWeek
+    row = db.session.get(model, (participation.id, start))
+    return (row.reduction_mg, row.reached_seq) if row else (0, 0)
+
+
+def _team_rows(campaign: Campaign, period: str, start: date | None) -> dict[str, TeamPeriod]:
+    period_start = TOTAL_PERIOD_START if start is None else start
+    return {key: row for key, row in db.session.execute(
+        select(Team.key, TeamPeriod).join(TeamPeriod, TeamPeriod.team_id == Team.id)
+        .where(Team.campaign_id == campaign.id, TeamPeriod.period == period,
+               TeamPeriod.period_start == period_start))}
+
+
+def read_board(campaign: Campaign, board: str, period: str, start: date | None, limit: int,
+               participation: Participation | None, now: datetime) -> BoardView:
+    """The board's top ``limit`` and my standing; from Redis when its watermark has reached
+    every settled seq, else from SQL (and the missing seqs replay after the response)."""
+    boards = redis_boards()
+    if boards is not None:
+        try:
+            if boards.watermark(campaign.id) >= settled_seq(campaign, now):
+                return _from_redis(boards, campaign, board, period, start, limit, participation)
+        except redis.RedisError as error:
+            log.warning("leaderboards: redis read failed (%s)", type(error).__name__)
+    return _from_sql(campaign, board, period, start, limit, participation)
+
+
+def _from_sql(campaign, board, period, start, limit, participation) -> BoardView:
+    day = start or TOTAL_PERIOD_START
+    if board == "individuals":
+        top = boards_sql.individual_top(campaign, period, day, limit)
+        entries = _individual_entries(campaign, [(s.member, s.metric_mg, s.seq) for s in top])
+        me = None
+        if participation is not None:
+            rank, mg = boards_sql.individual_me(campaign, period, day, participation)
+            me = {"rank": rank, "reduction_g": mg_to_g(mg)}
+        return BoardView(entries, me, "sql")
+    teams = campaign_doc(campaign).teams
+    standings = boards_sql.team_standings(campaign, period, day, teams.ranking,
+                                          teams.min_active_members)
+    return BoardView(_team_entries(standings[:limit]), _my_team(standings, participation), "sql")
+
+
+def _team_entries(standings) -> list[dict]:
+    return [{"rank": rank, "key": s.member, "name": s.name, "avatar_url": None,
+             "reduction_g": mg_to_g(s.metric_mg), "total_g": mg_to_g(s.total_mg),
+             "active_members": s.active_members}
+            for rank, s in enumerate(standings, start=1)]
+
+
+def _my_team(standings, participation: Participation | None) -> dict | None:
+    if participation is None or participation.team_id is None:
+        return None
+    key = db.session.get(Team, participation.team_id).key
+    for rank, standing in enumerate(standings, start=1):
+        if standing.member == key:
+            return {"rank": rank, "reduction_g": mg_to_g(standing.metric_mg)}
+    return None
+
+
+def _from_redis(boards: RedisBoards, campaign, board, period, start, limit,
+                participation) -> BoardView:
+    key = board_key(campaign.id, board, period, _start_label(period, start))
+    top = boards.top(key, limit)
+    if board == "individuals":
+        me = None
+        if participation is not None:
+            mg, seq = _my_standing(campaign, period, start, participation)
+            me = {"rank": boards.rank(key, participation.pid, mg, seq),
+                  "reduction_g": mg_to_g(mg)}
+        return BoardView(_individual_entries(campaign, top), me, "redis")
+    rows = _team_rows(campaign, period, start)
+    names = dict(db.session.execute(select(Team.key, Team.name).where(
+        Team.campaign_id == campaign.id)).all())
+    standings = [boards_sql.Standing(team_key, metric, seq, names.get(team_key, team_key), None,
+                                     rows[team_key].reduction_mg, rows[team_key].active_members)
+                 for team_key, metric, seq in top if team_key in rows]
+    me = None
+    if participation is not None and participation.team_id is not None:
+        team = db.session.get(Team, participation.team_id)
+        teams = campaign_doc(campaign).teams
+        row = rows.get(team.key)
+        metric = _team_metric(row, teams.ranking, teams.min_active_members)
+        if metric > 0:
+            me = {"rank": boards.rank(key, team.key, metric, row.reached_seq),
+                  "reduction_g": mg_to_g(metric)}
+    return BoardView(_team_entries(standings), me, "redis")
+
+
+def apply_appended_entries(response):
+    """after_request: once a write committed, mirror the entries it appended on the boards."""
+    appended = g.pop("tanpu_appended", None)
+    if appended and response.status_code < 400:
+        apply_entries(appended)
+    return response
