@@ -130,7 +130,7 @@ def list_checkins(args, slug):
 def get_my_campaign(slug):
     """My reduction, points, days active and per-action figures in this campaign."""
     campaign = published_campaign(slug)
-    return my_campaign(require_participation(campaign, g.user), campaign)
+    return my_campaign(require_participation(campaign, g.user), campaign, utcnow())
 
 
 @bp.route("/<slug>/werun", methods=["POST"])

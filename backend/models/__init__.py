@@ -16,14 +16,38 @@ from backend.models.partners import (
     partner_campaigns,
 )
 from backend.models.projections import CampaignDay, ParticipantDay, ParticipantWeek, TeamPeriod
-from backend.models.review import Hold, WerunDay
+from backend.models.review import ChallengeCompletion, Hold, WerunDay
 from backend.models.staff import StaffAccount, staff_campaigns
 from backend.models.user import User
 
 __all__ = [
-    "AuditEntry", "Campaign", "CampaignCredential", "CampaignDay", "CampaignLedger", "Checkin",
-    "DayActionTotal", "Hold", "IdempotencyRecord", "LedgerEntry", "LinkCode", "ParticipantDay",
-    "ParticipantWeek", "Participation", "Partner", "PartnerItem", "PartnerLink", "PartnerNonce",
-    "PersonDay", "SandboxLogin", "SeenLoginCode", "StaffAccount", "Team", "TeamPeriod", "User",
-    "WerunDay", "partner_campaigns", "staff_campaigns",
+    "AuditEntry",
+    "Campaign",
+    "CampaignCredential",
+    "CampaignDay",
+    "CampaignLedger",
+    "ChallengeCompletion",
+    "Checkin",
+    "DayActionTotal",
+    "Hold",
+    "IdempotencyRecord",
+    "LedgerEntry",
+    "LinkCode",
+    "ParticipantDay",
+    "ParticipantWeek",
+    "Participation",
+    "Partner",
+    "PartnerItem",
+    "PartnerLink",
+    "PartnerNonce",
+    "PersonDay",
+    "SandboxLogin",
+    "SeenLoginCode",
+    "StaffAccount",
+    "Team",
+    "TeamPeriod",
+    "User",
+    "WerunDay",
+    "partner_campaigns",
+    "staff_campaigns",
 ]

@@ -59,3 +59,16 @@ class Hold(db.Model):
     entry_seq: Mapped[int | None] = mapped_column(BigInteger)
     created_dt: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     updated_dt: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+
+class ChallengeCompletion(db.Model):
+    """A challenge completed (and its badge awarded) once per participant, with its instant;
+    the primary key makes a concurrent second completion impossible."""
+
+    __tablename__ = "challenge_completions"
+
+    participation_id: Mapped[int] = mapped_column(
+        ForeignKey("participations.id", ondelete="CASCADE"), primary_key=True)
+    challenge_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), nullable=False)
+    completed_dt: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)

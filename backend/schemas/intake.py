@@ -85,7 +85,8 @@ class ActionTotalSchema(StrictSchema):
 class ChallengeProgressSchema(StrictSchema):
     key = fields.String(required=True)
     name = fields.String(required=True)
-    progress = fields.Float(required=True)
+    progress = ExactNumber(required=True, metadata={
+        "description": "days (streak, count per day), records, or grams (total)"})
     target = ExactNumber(required=True)
     completed_at = Instant(required=True, allow_none=True)
 

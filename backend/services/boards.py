@@ -269,3 +269,17 @@ def apply_appended_entries(response):
     if appended and response.status_code < 400:
         apply_entries(appended)
     return response
+
+
+def total_rank(campaign: Campaign, participation: Participation, now: datetime) -> int:
+    """My rank on the campaign's total board (1 + the visible participants ahead)."""
+    boards = redis_boards()
+    if boards is not None:
+        try:
+            if boards.watermark(campaign.id) >= settled_seq(campaign, now):
+                key = board_key(campaign.id, "individuals", "total", "all")
+                return boards.rank(key, participation.pid, participation.reduction_mg,
+                                   participation.reached_seq)
+        except redis.RedisError as error:
+            log.warning("leaderboards: redis read failed (%s)", type(error).__name__)
+    return boards_sql.individual_me(campaign, "total", TOTAL_PERIOD_START, participation)[0]

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from backend.extensions import db
 from backend.models import Campaign, DayActionTotal, Hold, Participation
 from backend.services.campaigns import campaign_doc
+from backend.services.challenges import record_completions
 from backend.services.ledger import append_entry, lock_ledgers
 from campaigns.crediting import checkin_delta
 from campaigns.document import ActionRule, CampaignDoc
@@ -146,3 +147,5 @@ def append_drafts(drafts: list[EntryDraft], now: datetime) -> None:
             methodology_version=draft.rule.methodology_version, now=now,
         )
         draft.seq = entry.seq
+    for participation, campaign in {(d.participation, d.campaign) for d in drafts}:
+        record_completions(participation, campaign, now)

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import case, func, select
 
 from backend.extensions import db
 from backend.models import Campaign, LedgerEntry, ParticipantDay, Participation
+from backend.services.boards import total_rank
 from backend.services.campaigns import campaign_doc
+from backend.services.challenges import challenge_view
 from backend.services.holds import held_of
 from campaigns.decimals import mg_to_g, milli_to_number
 from campaigns.rules import points
 
 
-def my_campaign(participation: Participation, campaign: Campaign) -> dict:
+def my_campaign(participation: Participation, campaign: Campaign, now: datetime) -> dict:
     """Totals, points, days active and per-action figures, from projections and one grouped
     query over the participant's own entries."""
     doc = campaign_doc(campaign)
+    challenges, badges = challenge_view(participation, campaign, now)
     by_action = {
         action: {"reduction_g": mg_to_g(int(mg)), "records": int(records)}
         for action, mg, records in db.session.execute(
@@ -32,11 +37,11 @@ def my_campaign(participation: Participation, campaign: Campaign) -> dict:
     return {
         "reduction_g": mg_to_g(participation.reduction_mg),
         "points": points(participation.reduction_mg, doc.points_per_g_milli),
-        "rank": None,
+        "rank": total_rank(campaign, participation, now),
         "days_active": days_active,
         "by_action": by_action,
-        "challenges": [],
-        "badges": [],
+        "challenges": challenges,
+        "badges": badges,
         "held": [{
             "id": hold.id, "source": hold.source, "action": hold.action,
             "date": hold.local_date, "quantity": milli_to_number(hold.quantity_milli),
