@@ -7,12 +7,13 @@ import sys
 from pathlib import Path
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
 from backend.clock import utcnow
 from backend.errors import ApiError
-from backend.extensions import db
+from backend.extensions import db, redis_holder
+from backend.services.boards_rebuild import rebuild_boards
 from backend.services.campaigns import (
     campaign_doc,
     create_campaign,
@@ -38,6 +39,7 @@ DEMO_ADMIN_EMAIL = "admin@demo.tanpu"
 campaigns_cli = AppGroup("campaigns", help="Import and export campaign documents.")
 ledger_cli = AppGroup("ledger", help="Verify and rebuild a campaign's ledger projections.")
 partners_cli = AppGroup("partners", help="Partners that push trips and records.")
+boards_cli = AppGroup("leaderboards", help="Leaderboards in Redis.")
 staff_cli = AppGroup("staff", help="Staff accounts.")
 
 
@@ -152,9 +154,23 @@ def verify_command(slug: str) -> None:
 @click.argument("slug")
 def rebuild_command(slug: str) -> None:
     """Recompute every projection of the campaign from its ledger."""
-    entries = rebuild_projections(_campaign_or_exit(slug))
+    campaign = _campaign_or_exit(slug)
+    entries = rebuild_projections(campaign)
     db.session.commit()
-    click.echo(f"ledger {slug}: projections rebuilt from {entries} entries")
+    members = rebuild_boards(campaign)
+    click.echo(f"ledger {slug}: projections rebuilt from {entries} entries; "
+               f"{members} leaderboard members written to Redis")
+
+
+@boards_cli.command("rebuild")
+@click.argument("slug")
+def rebuild_boards_command(slug: str) -> None:
+    """Rebuild the campaign's Redis leaderboards from the SQL projections."""
+    if redis_holder.client(current_app) is None:
+        click.echo("REDIS_URL is unset: boards are answered from SQL, nothing to rebuild")
+        return
+    members = rebuild_boards(_campaign_or_exit(slug))
+    click.echo(f"leaderboards {slug}: {members} members written")
 
 
 @partners_cli.command("create")
@@ -175,6 +191,7 @@ def create_partner_command(name: str, campaign_slugs: tuple[str, ...]) -> None:
 def register_cli(app: Flask) -> None:
     """Attach the command groups."""
     app.cli.add_command(partners_cli)
+    app.cli.add_command(boards_cli)
     app.cli.add_command(ledger_cli)
     app.cli.add_command(campaigns_cli)
     app.cli.add_command(staff_cli)

@@ -283,3 +283,23 @@ def total_rank(campaign: Campaign, participation: Participation, now: datetime) 
         except redis.RedisError as error:
             log.warning("leaderboards: redis read failed (%s)", type(error).__name__)
     return boards_sql.individual_me(campaign, "total", TOTAL_PERIOD_START, participation)[0]
+
+
+def refresh_user(user: User) -> None:
+    """After commit: a participant's visibility changed (on_leaderboard); put every board they
+    are on right. Only their own members move, so the watermark is untouched."""
+    boards = redis_boards()
+    if boards is None:
+        return
+    try:
+        pipe = boards.client.pipeline(transaction=False)
+        for participation in db.session.scalars(
+                select(Participation).where(Participation.user_id == user.id)):
+            campaign = db.session.get(Campaign, participation.campaign_id)
+            days = db.session.scalars(select(ParticipantDay.local_date).where(
+                ParticipantDay.participation_id == participation.id)).all()
+            for day in days or [campaign.starts_on]:
+                refresh_member(boards, pipe, campaign, participation, day)
+        pipe.execute()
+    except redis.RedisError as error:
+        log.warning("leaderboards: redis update failed (%s)", type(error).__name__)
