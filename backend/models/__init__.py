@@ -15,7 +15,14 @@ from backend.models.partners import (
     PartnerNonce,
     partner_campaigns,
 )
-from backend.models.projections import CampaignDay, ParticipantDay, ParticipantWeek, TeamPeriod
+from backend.models.projections import (
+    CampaignDay,
+    FreezeSnapshot,
+    FrozenBoard,
+    ParticipantDay,
+    ParticipantWeek,
+    TeamPeriod,
+)
 from backend.models.review import ChallengeCompletion, Hold, WerunDay
 from backend.models.staff import StaffAccount, staff_campaigns
 from backend.models.user import User
@@ -29,6 +36,8 @@ __all__ = [
     "ChallengeCompletion",
     "Checkin",
     "DayActionTotal",
+    "FreezeSnapshot",
+    "FrozenBoard",
     "Hold",
     "IdempotencyRecord",
     "LedgerEntry",

@@ -4,12 +4,13 @@ the leaderboards' tie-break (who got there first)."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.extensions import db
+from backend.models.types import UTCDateTime
 
 # Team period rows: "total" has period_start 2000-01-01; "day" a date; "week" its Monday.
 TOTAL_PERIOD_START = date(2000, 1, 1)
@@ -64,3 +65,28 @@ class CampaignDay(db.Model):
     records: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
     active_participants: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     new_participants: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+
+
+class FrozenBoard(db.Model):
+    """The public boards as of a campaign's freeze_at, computed once from the ledger (entries
+    with created_dt <= freeze_at). Rows of kind ``individuals`` hold a pid, ``teams`` a key."""
+
+    __tablename__ = "frozen_boards"
+
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(12), primary_key=True)
+    period: Mapped[str] = mapped_column(String(8), primary_key=True)
+    period_start: Mapped[date] = mapped_column(Date, primary_key=True)
+    member: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reduction_mg: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    reached_seq: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    active_members: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+
+
+class FreezeSnapshot(db.Model):
+    """Which freeze instant the frozen boards of a campaign were computed for."""
+
+    __tablename__ = "freeze_snapshots"
+
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), primary_key=True)
+    freeze_dt: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)

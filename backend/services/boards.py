@@ -26,6 +26,13 @@ from backend.models.projections import TOTAL_PERIOD_START
 from backend.services import boards_sql
 from backend.services.boards_redis import RedisBoards, board_key
 from backend.services.campaigns import campaign_doc
+from backend.services.freeze import (
+    ensure_snapshot,
+    freeze_instant,
+    frozen_rank,
+    frozen_teams,
+    frozen_top,
+)
 from campaigns.calendar import week_start
 from campaigns.decimals import mg_to_g
 
@@ -190,7 +197,12 @@ def _team_rows(campaign: Campaign, period: str, start: date | None) -> dict[str,
 def read_board(campaign: Campaign, board: str, period: str, start: date | None, limit: int,
                participation: Participation | None, now: datetime) -> BoardView:
     """The board's top ``limit`` and my standing; from Redis when its watermark has reached
-    every settled seq, else from SQL (and the missing seqs replay after the response)."""
+    every settled seq, else from SQL (and the missing seqs replay after the response). After
+    the campaign's freeze the public entries are those of the freeze; ``me`` stays live."""
+    freeze = freeze_instant(campaign, now)
+    if freeze is not None:
+        ensure_snapshot(campaign, freeze)
+        return _frozen(campaign, board, period, start, limit, participation)
     boards = redis_boards()
     if boards is not None:
         try:
@@ -272,7 +284,13 @@ def apply_appended_entries(response):
 
 
 def total_rank(campaign: Campaign, participation: Participation, now: datetime) -> int:
-    """My rank on the campaign's total board (1 + the visible participants ahead)."""
+    """My rank on the campaign's total board (1 + the visible participants ahead; after the
+    freeze, ahead on the frozen board)."""
+    freeze = freeze_instant(campaign, now)
+    if freeze is not None:
+        ensure_snapshot(campaign, freeze)
+        return frozen_rank(campaign, "total", TOTAL_PERIOD_START, participation.pid,
+                           participation.reduction_mg, participation.reached_seq)
     boards = redis_boards()
     if boards is not None:
         try:
@@ -303,3 +321,27 @@ def refresh_user(user: User) -> None:
         pipe.execute()
     except redis.RedisError as error:
         log.warning("leaderboards: redis update failed (%s)", type(error).__name__)
+
+
+def _frozen(campaign, board, period, start, limit, participation) -> BoardView:
+    day = start or TOTAL_PERIOD_START
+    if board == "individuals":
+        entries = _individual_entries(campaign, frozen_top(campaign, period, day, limit))
+        me = None
+        if participation is not None:
+            mg, seq = _my_standing(campaign, period, start, participation)
+            me = {"rank": frozen_rank(campaign, period, day, participation.pid, mg, seq),
+                  "reduction_g": mg_to_g(mg)}
+        return BoardView(entries, me, "sql")
+    standings = frozen_teams(campaign, period, day)
+    me = None
+    if participation is not None and participation.team_id is not None:
+        team = db.session.get(Team, participation.team_id)
+        teams = campaign_doc(campaign).teams
+        row = _team_rows(campaign, period, start).get(team.key)
+        metric = _team_metric(row, teams.ranking, teams.min_active_members)
+        if metric > 0:
+            mine = (-metric, row.reached_seq, team.key)
+            ahead = sum(1 for s in standings if s.member != team.key and s.order < mine)
+            me = {"rank": ahead + 1, "reduction_g": mg_to_g(metric)}
+    return BoardView(_team_entries(standings[:limit]), me, "sql")
