@@ -24,6 +24,7 @@ from backend.services.demo import load_demo
 from backend.services.ledger import verify_ledger
 from backend.services.partners import create_partner
 from backend.services.rebuild import rebuild_projections
+from backend.services.seed import seed_campaign
 from backend.services.staff import create_staff, find_staff
 from backend.wechat import current_wechat
 from campaigns.document import (
@@ -86,6 +87,25 @@ def export_campaign(slug: str, fmt: str) -> None:
         sys.exit(1)
     doc = campaign_doc(campaign)
     click.echo(dump_campaign_yaml(doc) if fmt == "yaml" else dump_campaign_json(doc), nl=False)
+
+
+@campaigns_cli.command("seed")
+@click.argument("slug")
+@click.option("--participants", type=click.IntRange(1, 10_000_000), required=True)
+@click.option("--entries-per-participant", "entries_each", type=click.IntRange(0, 1000),
+              default=10, show_default=True)
+@click.option("--seed", "seed", type=int, default=1, show_default=True)
+def seed_command(slug: str, participants: int, entries_each: int, seed: int) -> None:
+    """Bulk synthetic participants and entries through the real ledger and projections
+    (for benchmarks)."""
+    campaign = _campaign_or_exit(slug)
+    with click.progressbar(length=participants, label="seeding participants",
+                           file=sys.stderr) as bar:
+        entries = seed_campaign(campaign, participants, entries_each, seed, utcnow(),
+                                progress=bar.update)
+    members = rebuild_boards(campaign)
+    click.echo(f"seeded {participants} participants and {entries} entries into {slug}; "
+               f"{members} leaderboard members written to Redis")
 
 
 @staff_cli.command("create")
