@@ -66,11 +66,13 @@ def _start_label(period: str, start: date | None) -> str:
 
 
 def settled_seq(campaign: Campaign, now: datetime) -> int:
-    """The highest seq whose entry is more than 2 s old (later ones may still be applying)."""
+    """The highest seq whose entry is more than 2 s old (later ones may still be applying).
+    Walks the (campaign, seq) index back from the head: only the last seconds' entries are
+    passed over."""
     return db.session.scalar(
         select(LedgerEntry.seq).where(LedgerEntry.campaign_id == campaign.id,
                                       LedgerEntry.created_dt < now - SETTLE)
-        .order_by(LedgerEntry.created_dt.desc(), LedgerEntry.seq.desc()).limit(1)) or 0
+        .order_by(LedgerEntry.seq.desc()).limit(1)) or 0
 
 
 def _visible(participation: Participation, user: User | None) -> bool:

@@ -61,10 +61,11 @@ def visible_clause():
 def _individual_query(campaign: Campaign, period: str, start: date):
     model, metric, seq, extra = _period_source(period, start)
     query = select(Participation.pid, metric, seq, User.nickname, User.nickname_status,
-                   User.avatar_url).join(User, User.id == Participation.user_id)
+                   User.avatar_url)
     if model is not Participation:
         query = query.select_from(model).join(
             Participation, Participation.id == model.participation_id)
+    query = query.join(User, User.id == Participation.user_id)
     return query.where(Participation.campaign_id == campaign.id, extra), metric, seq
 
 
