@@ -47,7 +47,10 @@ def _counted_elsewhere(participation: Participation, hold: Hold) -> int:
     if participation.user_id is None:
         return 0
     return db.session.scalar(select(func.coalesce(func.sum(DayActionTotal.counted_milli), 0))
-                             .where(DayActionTotal.user_id == participation.user_id,
+                             .join(Participation,
+                                   Participation.id == DayActionTotal.participation_id)
+                             .where(Participation.disqualified_dt.is_(None),
+                                    DayActionTotal.user_id == participation.user_id,
                                     DayActionTotal.local_date == hold.local_date,
                                     DayActionTotal.action == hold.action,
                                     DayActionTotal.campaign_id != hold.campaign_id))

@@ -135,11 +135,19 @@ def verify_ledger(campaign: Campaign) -> Verification:
     """Re-hash the whole chain and check it against the campaign's projections: the head seq,
     head hash and the sum of reduction_mg (so a deleted tail is caught too)."""
     ledger = db.session.get(CampaignLedger, campaign.id)
+    # Whom the projections credit (participation_id) must be whom the hash names (pid).
+    pid_of = dict(db.session.execute(select(Participation.id, Participation.pid).where(
+        Participation.campaign_id == campaign.id)).all())
     verifier = ChainVerifier()
+    misattributed = None
     for entry in entries_in_order(campaign):
         verifier.feed(line_of(entry, campaign.slug))
+        if misattributed is None and pid_of.get(entry.participation_id) != entry.pid:
+            misattributed = entry.seq
     verdict = verifier.verdict()
     first_bad = verdict.first_bad_seq
+    if misattributed is not None and (first_bad is None or misattributed < first_bad):
+        first_bad = misattributed
     if first_bad is None and (verdict.head_seq != ledger.head_seq
                               or verdict.head_hash != ledger.head_hash
                               or verifier.total_mg != ledger.total_mg):
