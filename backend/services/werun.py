@@ -30,7 +30,7 @@ from backend.wechat_crypto import (
     WatermarkMismatch,
     decrypt_open_data,
 )
-from campaigns.calendar import local_today
+from campaigns.calendar import is_intake_open, local_today
 from campaigns.crediting import ACTION_NOT_COUNTED, choose_campaign
 from campaigns.document import ActionRule, effective_actions
 from campaigns.werun import BEIJING, step_days
@@ -77,10 +77,12 @@ def _credit_day(day: date, steps: int, record: WerunDay, membership, now: dateti
     rule = steps_rule(rules, day)
     hold = _open_hold(participation, day)
     record.campaign_id = rules.campaign.id
-    if hold is not None:
-        if hold.status == "held":  # later syncs of a held day update the hold
-            hold.quantity_milli = steps * 1000
-            hold.updated_dt = now
+    if hold is not None and hold.status == "rejected":
+        # An organiser refused this day: later syncs change nothing for it.
+        return DayOutcome(day, steps, "unchanged", rules.campaign.id)
+    if hold is not None:  # later syncs of a held day update the hold
+        hold.quantity_milli = steps * 1000
+        hold.updated_dt = now
         return DayOutcome(day, steps, "held", rules.campaign.id)
     signals = signals_for(rules, participation, rule, day, SOURCE, steps * 1000)
     if signals:
@@ -122,9 +124,21 @@ def sync_werun(user: User, campaign: Campaign, days: dict[date, int], now: datet
         if target is None or target not in memberships:
             outcomes.append(DayOutcome(day, steps, "outside"))
             continue
+        if not _still_credits(memberships[target], now):
+            # The day belongs to a campaign that no longer takes intake from this person
+            # (closed, or they were disqualified there): the increase counts nowhere.
+            outcomes.append(DayOutcome(day, steps, "unchanged", target))
+            continue
         outcomes.append(_credit_day(day, steps, record, memberships[target], now))
     append_drafts([o.draft for o in outcomes if o.draft is not None], now)
     return _reply(endpoint, outcomes)
+
+
+def _still_credits(membership, now: datetime) -> bool:
+    participation, rules = membership
+    doc = rules.doc
+    return participation.disqualified_dt is None and is_intake_open(
+        local_today(now, doc.timezone), doc.starts_on, doc.ends_on, doc.late_entry_days)
 
 
 def _choose(memberships, day: date, now: datetime) -> int | None:
