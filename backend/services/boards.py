@@ -14,6 +14,7 @@ from sqlalchemy import select
 from backend.extensions import db, redis_holder
 from backend.models import (
     Campaign,
+    CampaignLedger,
     LedgerEntry,
     ParticipantDay,
     ParticipantWeek,
@@ -73,6 +74,15 @@ def settled_seq(campaign: Campaign, now: datetime) -> int:
         select(LedgerEntry.seq).where(LedgerEntry.campaign_id == campaign.id,
                                       LedgerEntry.created_dt < now - SETTLE)
         .order_by(LedgerEntry.seq.desc()).limit(1)) or 0
+
+
+def redis_current(boards: RedisBoards, campaign: Campaign, now: datetime) -> bool:
+    """Whether the campaign's Redis boards hold every settled seq. Without a watermark (never
+    built, or flushed) only a campaign with no entries at all has right (empty) boards."""
+    watermark = boards.watermark(campaign.id)
+    if watermark < 0:
+        return db.session.get(CampaignLedger, campaign.id).head_seq == 0
+    return watermark >= settled_seq(campaign, now)
 
 
 def _visible(participation: Participation, user: User | None) -> bool:
@@ -148,7 +158,7 @@ def replay_missing(campaign_id: int, upto_seq: int) -> None:
         if not lock.acquire():
             return
         try:
-            start = boards.watermark(campaign_id)
+            start = max(boards.watermark(campaign_id), 0)
             rows = db.session.execute(
                 select(LedgerEntry.campaign_id, LedgerEntry.participation_id,
                        LedgerEntry.local_date, LedgerEntry.seq)
@@ -208,7 +218,7 @@ def read_board(campaign: Campaign, board: str, period: str, start: date | None, 
     boards = redis_boards()
     if boards is not None:
         try:
-            if boards.watermark(campaign.id) >= settled_seq(campaign, now):
+            if redis_current(boards, campaign, now):
                 return _from_redis(boards, campaign, board, period, start, limit, participation)
         except redis.RedisError as error:
             log.warning("leaderboards: redis read failed (%s)", type(error).__name__)
@@ -296,7 +306,7 @@ def total_rank(campaign: Campaign, participation: Participation, now: datetime) 
     boards = redis_boards()
     if boards is not None:
         try:
-            if boards.watermark(campaign.id) >= settled_seq(campaign, now):
+            if redis_current(boards, campaign, now):
                 key = board_key(campaign.id, "individuals", "total", "all")
                 return boards.rank(key, participation.pid, participation.reduction_mg,
                                    participation.reached_seq)

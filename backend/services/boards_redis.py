@@ -33,11 +33,15 @@ return 1
 """
 
 ADVANCE_SCRIPT = """
-local wm = tonumber(redis.call('GET', KEYS[1]) or '0')
+local current = redis.call('GET', KEYS[1])
+local wm = tonumber(current or '0')
 for i = 1, #ARGV do
   local s = tonumber(ARGV[i])
   if s > wm then redis.call('ZADD', KEYS[2], s, ARGV[i]) end
 end
+-- Without a watermark (never built, or flushed) one starts only from seq 1: the boards then
+-- hold everything from the beginning.
+if not current and not redis.call('ZSCORE', KEYS[2], '1') then return -1 end
 while true do
   local nxt = redis.call('ZRANGEBYSCORE', KEYS[2], wm + 1, wm + 1)
   if #nxt == 0 then break end
@@ -89,14 +93,17 @@ class RedisBoards:
                   client=pipe)
 
     def advance(self, campaign_id: int, seqs: list[int]) -> int:
-        """Mark seqs applied; returns the new watermark."""
+        """Mark seqs applied; returns the new watermark (-1 while there is none: a
+        watermark starts only once seq 1 is applied, by the first entry or a replay)."""
         return int(self._advance(keys=[watermark_key(campaign_id),
                                        watermark_key(campaign_id) + ":applied"],
                                  args=[str(s) for s in seqs]))
 
     def watermark(self, campaign_id: int) -> int:
+        """The applied watermark; -1 when the boards were never built or Redis was flushed
+        (so that no read trusts a board that does not exist)."""
         value = self.client.get(watermark_key(campaign_id))
-        return int(value) if value is not None else 0
+        return int(value) if value is not None else -1
 
     def top(self, key: str, limit: int) -> list[tuple[str, int, int]]:
         """(member id, metric mg, seq) of the first ``limit`` members."""

@@ -137,6 +137,10 @@ def append_drafts(drafts: list[EntryDraft], now: datetime) -> None:
     if not drafts:
         return
     ledgers = lock_ledgers(d.campaign.id for d in drafts)
+    # Read the participants' totals again now that the head lock serialises appends: a copy
+    # loaded earlier in the request may predate a concurrent request's commit.
+    for participation in {id(d.participation): d.participation for d in drafts}.values():
+        db.session.refresh(participation)
     for draft in drafts:
         entry = append_entry(
             ledgers[draft.campaign.id], draft.campaign, draft.participation,
