@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 from sqlalchemy import func, select
@@ -18,7 +19,7 @@ from campaigns.document import CampaignDoc, DocumentInvalid, dump_campaign, pars
 from campaigns.document_model import Team as DocTeam
 from campaigns.history import add_revision, history_conflicts
 
-_doc_cache: dict[tuple[int, str], CampaignDoc] = {}
+_doc_cache: dict[tuple, CampaignDoc] = {}
 _doc_cache_lock = threading.Lock()
 
 
@@ -40,7 +41,10 @@ def _settings_of(doc: CampaignDoc) -> dict:
 def campaign_doc(campaign: Campaign) -> CampaignDoc:
     """The campaign as a validated document (teams from their rows), cached per version."""
     teams = tuple(DocTeam(team.key, team.name) for team in campaign.teams)
-    version = (campaign.id, f"{campaign.updated_dt.isoformat()}|{hash(teams)}")
+    # The stored values themselves are part of the key, so a stale entry can never be
+    # served (ids are reused across databases, e.g. in tests).
+    version = (campaign.id, campaign.updated_dt.isoformat(), hash(teams),
+               json.dumps(campaign.settings, sort_keys=True))
     with _doc_cache_lock:
         cached = _doc_cache.get(version)
     if cached is not None:
