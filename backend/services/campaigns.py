@@ -68,6 +68,17 @@ def find_campaign(slug: str) -> Campaign | None:
     return db.session.scalars(select(Campaign).where(Campaign.slug == slug)).one_or_none()
 
 
+def campaigns_by_slug(slugs: list[str], field: str = "campaigns") -> list[Campaign]:
+    """The campaigns named, in order; 422 at ``<field>.<index>`` for an unknown slug."""
+    campaigns = []
+    for index, slug in enumerate(slugs):
+        campaign = find_campaign(slug)
+        if campaign is None:
+            raise validation_error({f"{field}.{index}": [f"No campaign {slug!r}."]})
+        campaigns.append(campaign)
+    return campaigns
+
+
 def _apply_doc(campaign: Campaign, doc: CampaignDoc) -> None:
     campaign.slug = doc.slug
     campaign.name = doc.name

@@ -16,7 +16,8 @@ from sqlalchemy.exc import IntegrityError
 from backend import secretbox
 from backend.errors import ApiError, validation_error
 from backend.extensions import db
-from backend.models import Campaign, LinkCode, Partner, PartnerLink, PartnerNonce, User
+from backend.models import LinkCode, Partner, PartnerLink, PartnerNonce, User
+from backend.services.campaigns import campaigns_by_slug
 
 SEAL_PURPOSE = "partner_hmac"
 SIGNATURE_WINDOW_S = 300
@@ -35,12 +36,7 @@ def create_partner(name: str, campaign_slugs: list[str]) -> tuple[Partner, str]:
     if not NAME_PATTERN.fullmatch(name or ""):
         raise validation_error({"name": ["2-64 of a-z, 0-9, '-' and '_', starting with a "
                                          "letter or digit."]})
-    campaigns = []
-    for index, slug in enumerate(campaign_slugs):
-        campaign = db.session.scalars(select(Campaign).where(Campaign.slug == slug)).one_or_none()
-        if campaign is None:
-            raise validation_error({f"campaigns.{index}": [f"No campaign {slug!r}."]})
-        campaigns.append(campaign)
+    campaigns = campaigns_by_slug(campaign_slugs)
     if not campaigns:
         raise validation_error({"campaigns": ["A partner feeds at least one campaign."]})
     secret = secrets.token_urlsafe(32)

@@ -8,7 +8,8 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from backend.errors import ApiError, validation_error
 from backend.extensions import db
-from backend.models import Campaign, StaffAccount
+from backend.models import StaffAccount
+from backend.services.campaigns import campaigns_by_slug
 
 MIN_PASSWORD_LENGTH = 10
 # Checked against when the email is unknown, so both answers take the same time.
@@ -28,12 +29,7 @@ def create_staff(email: str, password: str, role: str, campaign_slugs: list[str]
         raise validation_error({"role": ["Must be admin or organiser."]})
     if len(password) < MIN_PASSWORD_LENGTH:
         raise validation_error({"password": [f"At least {MIN_PASSWORD_LENGTH} characters."]})
-    campaigns = []
-    for index, slug in enumerate(campaign_slugs):
-        campaign = db.session.scalars(select(Campaign).where(Campaign.slug == slug)).one_or_none()
-        if campaign is None:
-            raise validation_error({f"campaigns.{index}": [f"No campaign {slug!r}."]})
-        campaigns.append(campaign)
+    campaigns = campaigns_by_slug(campaign_slugs)
     staff = StaffAccount(email=email, role=role, campaigns=campaigns,
                          password_hash=generate_password_hash(password, method="scrypt"))
     db.session.add(staff)
