@@ -68,7 +68,8 @@ def _quantity_milli(rule: ActionRule, quantity) -> int:
 def _elsewhere(user: User, campaign: Campaign, action: str, day: date) -> list[tuple[int, int]]:
     """(campaign id, counted) of the person's other campaigns for this action and day; units
     a disqualification reversed count nowhere, so they do not block another campaign."""
-    return [tuple(row) for row in db.session.execute(
+    # PostgreSQL sums bigints as numeric: back to int, amounts stay exact integers.
+    return [(campaign_id, int(amount)) for campaign_id, amount in db.session.execute(
         select(DayActionTotal.campaign_id, func.sum(DayActionTotal.counted_milli))
         .join(Participation, Participation.id == DayActionTotal.participation_id)
         .where(DayActionTotal.user_id == user.id, DayActionTotal.local_date == day,

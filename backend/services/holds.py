@@ -46,14 +46,15 @@ def _decide(hold: Hold, status: str, actor, now: datetime) -> None:
 def _counted_elsewhere(participation: Participation, hold: Hold) -> int:
     if participation.user_id is None:
         return 0
-    return db.session.scalar(select(func.coalesce(func.sum(DayActionTotal.counted_milli), 0))
-                             .join(Participation,
-                                   Participation.id == DayActionTotal.participation_id)
-                             .where(Participation.disqualified_dt.is_(None),
-                                    DayActionTotal.user_id == participation.user_id,
-                                    DayActionTotal.local_date == hold.local_date,
-                                    DayActionTotal.action == hold.action,
-                                    DayActionTotal.campaign_id != hold.campaign_id))
+    total = db.session.scalar(
+        select(func.coalesce(func.sum(DayActionTotal.counted_milli), 0))
+        .join(Participation, Participation.id == DayActionTotal.participation_id)
+        .where(Participation.disqualified_dt.is_(None),
+               DayActionTotal.user_id == participation.user_id,
+               DayActionTotal.local_date == hold.local_date,
+               DayActionTotal.action == hold.action,
+               DayActionTotal.campaign_id != hold.campaign_id))
+    return int(total)  # PostgreSQL sums bigints as numeric
 
 
 def release_hold(campaign: Campaign, hold_id: int, actor, now: datetime) -> Hold:

@@ -223,6 +223,7 @@ def _assert_response(response, expected: Outcome, slug: str, context: str) -> No
     assert got == want, (context, slug)
 
 
+@pytest.mark.timeout(900)  # hypothesis runs many examples; PostgreSQL is slower
 @settings(max_examples=30, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                  HealthCheck.data_too_large])
