@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from backend.api.docs import BEARER, documents_errors
 from backend.api.media import accepts
-from backend.api.pagination import PageArgs, decode_id_cursor, page
+from backend.api.pagination import PageArgs, after_cursor, page
 from backend.auth import admin_required, staff_required
 from backend.errors import ApiError
 from backend.extensions import db
@@ -72,9 +72,7 @@ def list_campaigns(args):
     query = select(Campaign).order_by(Campaign.id.desc()).limit(args["limit"] + 1)
     if not g.staff.is_admin:
         query = query.where(Campaign.id.in_([c.id for c in g.staff.campaigns]))
-    after_id = decode_id_cursor(args["cursor"])
-    if after_id is not None:
-        query = query.where(Campaign.id < after_id)
+    query = after_cursor(query, Campaign.id, args["cursor"])
     rows, next_cursor = page(list(db.session.scalars(query)), args["limit"], lambda c: [c.id])
     return {"items": rows, "next_cursor": next_cursor}
 
@@ -219,8 +217,6 @@ def get_audit(args, slug):
     campaign = managed_campaign(slug)
     query = (select(AuditEntry).where(AuditEntry.campaign_id == campaign.id)
              .order_by(AuditEntry.id.desc()).limit(args["limit"] + 1))
-    after_id = decode_id_cursor(args["cursor"])
-    if after_id is not None:
-        query = query.where(AuditEntry.id < after_id)
+    query = after_cursor(query, AuditEntry.id, args["cursor"])
     rows, next_cursor = page(list(db.session.scalars(query)), args["limit"], lambda e: [e.id])
     return {"items": rows, "next_cursor": next_cursor}

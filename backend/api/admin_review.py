@@ -8,7 +8,7 @@ from sqlalchemy import or_, select
 
 from backend.api.admin import DOCUMENT_RESPONSE, STAFF_ERRORS, managed_campaign
 from backend.api.docs import BEARER, documents_errors
-from backend.api.pagination import decode_id_cursor, page
+from backend.api.pagination import after_cursor, page
 from backend.auth import staff_required
 from backend.clock import utcnow
 from backend.extensions import db
@@ -60,9 +60,7 @@ def list_participants(args, slug):
     if args["flagged"] is not None:
         flagged = or_(Participation.disqualified_dt.is_not(None), has_holds)
         query = query.where(flagged if args["flagged"] else ~flagged)
-    after_id = decode_id_cursor(args["cursor"])
-    if after_id is not None:
-        query = query.where(Participation.id > after_id)
+    query = after_cursor(query, Participation.id, args["cursor"], descending=False)
     rows, next_cursor = page(list(db.session.execute(query)), args["limit"],
                              lambda row: [row[0].id])
     return {"items": [{
@@ -128,9 +126,7 @@ def list_holds(args, slug):
              .join(Participation, Participation.id == Hold.participation_id)
              .where(Hold.campaign_id == campaign.id, Hold.status == args["status"])
              .order_by(Hold.id).limit(args["limit"] + 1))
-    after_id = decode_id_cursor(args["cursor"])
-    if after_id is not None:
-        query = query.where(Hold.id > after_id)
+    query = after_cursor(query, Hold.id, args["cursor"], descending=False)
     rows, next_cursor = page(list(db.session.execute(query)), args["limit"],
                              lambda row: [row[0].id])
     return {"items": [_hold_item(hold, pid) for hold, pid in rows], "next_cursor": next_cursor}

@@ -6,7 +6,7 @@ from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from backend.api.docs import documents_errors
-from backend.api.pagination import PageArgs, decode_id_cursor, page
+from backend.api.pagination import PageArgs, after_cursor, page
 from backend.clock import utcnow
 from backend.extensions import db
 from backend.models import Campaign, CampaignLedger
@@ -31,9 +31,7 @@ def list_campaigns(args):
              .join(CampaignLedger, CampaignLedger.campaign_id == Campaign.id)
              .where(Campaign.status == "published")
              .order_by(Campaign.id.desc()).limit(args["limit"] + 1))
-    after_id = decode_id_cursor(args["cursor"])
-    if after_id is not None:
-        query = query.where(Campaign.id < after_id)
+    query = after_cursor(query, Campaign.id, args["cursor"])
     rows, next_cursor = page(list(db.session.execute(query)), args["limit"],
                              lambda row: [row[0].id])
     now = utcnow()

@@ -54,3 +54,12 @@ def decode_id_cursor(cursor: str | None) -> int | None:
     if len(position) != 1 or not isinstance(position[0], int) or isinstance(position[0], bool):
         raise validation_error({"cursor": ["Not a valid cursor."]})
     return position[0]
+
+
+def after_cursor(query, id_column, cursor: str | None, descending: bool = True):
+    """``query`` continued past the row a keyset cursor ``[id]`` names (newest-first lists
+    go below it, oldest-first lists above it)."""
+    after_id = decode_id_cursor(cursor)
+    if after_id is None:
+        return query
+    return query.where(id_column < after_id if descending else id_column > after_id)

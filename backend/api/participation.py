@@ -7,7 +7,7 @@ from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from backend.api.docs import BEARER, documents_errors
-from backend.api.pagination import decode_id_cursor, page
+from backend.api.pagination import after_cursor, page
 from backend.api.writes import idempotent_write
 from backend.auth import participant_required
 from backend.clock import utcnow
@@ -106,9 +106,7 @@ def list_checkins(args, slug):
         query = query.where(Checkin.local_date == args["date"])
     if args["action"] is not None:
         query = query.where(Checkin.action == args["action"])
-    after_id = decode_id_cursor(args["cursor"])
-    if after_id is not None:
-        query = query.where(Checkin.id < after_id)
+    query = after_cursor(query, Checkin.id, args["cursor"])
     rows, next_cursor = page(list(db.session.scalars(query)), args["limit"], lambda c: [c.id])
     slugs = {c.claimed_by for c in rows if c.claimed_by}
     slug_of = dict(db.session.execute(
