@@ -10,6 +10,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from backend import auth, models
 from backend.api import register_api
+from backend.api.dashboard_page import bp as dashboard_page_bp
 from backend.cli import register_cli
 from backend.config import load_config
 from backend.errors import register_error_handlers
@@ -49,6 +50,7 @@ def create_app(config: Mapping | None = None, environ: Mapping | None = None) ->
     auth.PRINCIPAL_LOADERS["staff"] = load_staff
 
     register_api(app)
+    app.register_blueprint(dashboard_page_bp)
     register_error_handlers(app)
     register_cli(app)
     logging.getLogger("backend").setLevel(logging.INFO)

@@ -21,11 +21,11 @@ from backend.services.campaigns import (
     replace_campaign,
 )
 from backend.services.demo import load_demo
-from backend.services.ledger import verify_ledger
 from backend.services.partners import create_partner
 from backend.services.rebuild import rebuild_projections
 from backend.services.seed import seed_campaign
 from backend.services.staff import create_staff, find_staff
+from backend.services.verification import verify_ledger
 from backend.wechat import current_wechat
 from campaigns.document import (
     DocumentInvalid,
@@ -160,8 +160,7 @@ def _campaign_or_exit(slug: str):
 def verify_command(slug: str) -> None:
     """Re-hash the chain and check it against the projections; exit 1 naming the first bad
     seq."""
-    result = verify_ledger(_campaign_or_exit(slug))
-    db.session.rollback()
+    result = verify_ledger(_campaign_or_exit(slug), utcnow())
     if not result.ok:
         click.echo(f"ledger {slug}: BAD at seq {result.first_bad_seq} "
                    f"({result.entries} entries read)", err=True)

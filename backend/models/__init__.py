@@ -23,6 +23,7 @@ from backend.models.projections import (
     ParticipantWeek,
     TeamPeriod,
 )
+from backend.models.reporting import CampaignAction, CampaignActionDay, ParticipantAction
 from backend.models.review import ChallengeCompletion, Hold, WerunDay
 from backend.models.staff import StaffAccount, staff_campaigns
 from backend.models.user import User
@@ -30,6 +31,8 @@ from backend.models.user import User
 __all__ = [
     "AuditEntry",
     "Campaign",
+    "CampaignAction",
+    "CampaignActionDay",
     "CampaignCredential",
     "CampaignDay",
     "CampaignLedger",
@@ -42,6 +45,7 @@ __all__ = [
     "IdempotencyRecord",
     "LedgerEntry",
     "LinkCode",
+    "ParticipantAction",
     "ParticipantDay",
     "ParticipantWeek",
     "Participation",

@@ -67,8 +67,13 @@ class CampaignLedger(db.Model):
     total_mg: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
     records: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
     participants: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    # Participants above 0 mg (DESIGN.md "active"), of all teams and none.
+    active_participants: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
     # The last verification (GET .../ledger/verify, flask ledger verify).
     verified_seq: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
     verified_hash: Mapped[str | None] = mapped_column(String(64))
     verified_dt: Mapped[datetime | None] = mapped_column(UTCDateTime)
     full_verified_dt: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    verified_mg: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    # The first bad seq the last verification found (None: the chain was whole).
+    first_bad_seq: Mapped[int | None] = mapped_column(BigInteger)

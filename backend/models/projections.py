@@ -52,6 +52,7 @@ class TeamPeriod(db.Model):
     reached_seq: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
     # Members with an entry above 0 mg in the period (DESIGN.md "active").
     active_members: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    records: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
 
 
 class CampaignDay(db.Model):

@@ -4,7 +4,6 @@ idempotency record, person-day rows, then chain heads in ascending campaign id).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import date, datetime
 
 from flask import g, has_request_context
@@ -15,14 +14,14 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from backend.extensions import db
 from backend.models import Campaign, CampaignLedger, LedgerEntry, Participation, PersonDay
 from backend.services.projections import apply_entry
-from campaigns.decimals import format_milli
-from campaigns.ledger import GENESIS, ChainVerifier, format_created_dt, make_line
+from campaigns.ledger import GENESIS, make_line
 
 
 def new_ledger(campaign: Campaign) -> CampaignLedger:
     """The empty chain of a new campaign."""
     ledger = CampaignLedger(campaign_id=campaign.id, head_seq=0, head_hash=GENESIS, total_mg=0,
-                            records=0, participants=0, verified_seq=0)
+                            records=0, participants=0, active_participants=0,
+                            verified_seq=0, verified_mg=0)
     db.session.add(ledger)
     return ledger
 
@@ -88,71 +87,3 @@ def append_entry(
         g.setdefault("tanpu_appended", []).append(
             (campaign.id, participation.id, local_date, seq))
     return entry
-
-
-def line_of(entry: LedgerEntry, campaign_slug: str) -> dict:
-    """The entry as a chain line (API.md "Ledger chain"), exactly as a verifier reads it."""
-    return {
-        "seq": entry.seq, "campaign": campaign_slug, "participant": entry.pid,
-        "action": entry.action, "local_date": entry.local_date.isoformat(),
-        "quantity": format_milli(entry.quantity_milli),
-        "counted_quantity": format_milli(entry.counted_milli),
-        "factor_g_per_unit": format_milli(entry.factor_milli),
-        "reduction_mg": entry.reduction_mg, "source": entry.source,
-        "source_ref": entry.source_ref, "methodology_version": entry.methodology_version,
-        "created_dt": format_created_dt(entry.created_dt),
-        "prev_hash": entry.prev_hash, "hash": entry.hash,
-    }
-
-
-def entries_in_order(campaign: Campaign, after_seq: int = 0, upto_seq: int | None = None,
-                     batch: int = 2000):
-    """The campaign's entries in chain order, loaded in batches by seq (so the caller may
-    write between batches without disturbing an open cursor)."""
-    while True:
-        query = (select(LedgerEntry).where(LedgerEntry.campaign_id == campaign.id,
-                                           LedgerEntry.seq > after_seq)
-                 .order_by(LedgerEntry.seq).limit(batch))
-        if upto_seq is not None:
-            query = query.where(LedgerEntry.seq <= upto_seq)
-        rows = list(db.session.scalars(query))
-        yield from rows
-        if len(rows) < batch:
-            return
-        after_seq = rows[-1].seq
-
-
-@dataclass(frozen=True)
-class Verification:
-    ok: bool
-    first_bad_seq: int | None
-    entries: int
-    head_seq: int
-    head_hash: str
-
-
-def verify_ledger(campaign: Campaign) -> Verification:
-    """Re-hash the whole chain and check it against the campaign's projections: the head seq,
-    head hash and the sum of reduction_mg (so a deleted tail is caught too)."""
-    ledger = db.session.get(CampaignLedger, campaign.id)
-    # Whom the projections credit (participation_id) must be whom the hash names (pid).
-    pid_of = dict(db.session.execute(select(Participation.id, Participation.pid).where(
-        Participation.campaign_id == campaign.id)).all())
-    verifier = ChainVerifier()
-    misattributed = None
-    for entry in entries_in_order(campaign):
-        verifier.feed(line_of(entry, campaign.slug))
-        if misattributed is None and pid_of.get(entry.participation_id) != entry.pid:
-            misattributed = entry.seq
-    verdict = verifier.verdict()
-    first_bad = verdict.first_bad_seq
-    if misattributed is not None and (first_bad is None or misattributed < first_bad):
-        first_bad = misattributed
-    if first_bad is None and (verdict.head_seq != ledger.head_seq
-                              or verdict.head_hash != ledger.head_hash
-                              or verifier.total_mg != ledger.total_mg):
-        # The chain is whole but shorter (or other) than what was counted: the first entry
-        # that should follow the verified head is missing.
-        first_bad = min(verdict.head_seq, ledger.head_seq) + 1
-    return Verification(first_bad is None, first_bad, verifier.entries, verdict.head_seq,
-                        verdict.head_hash)

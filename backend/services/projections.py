@@ -16,6 +16,12 @@ from backend.models import (
     TeamPeriod,
 )
 from backend.models.projections import TOTAL_PERIOD_START
+from backend.models.reporting import (
+    NO_TEAM,
+    CampaignAction,
+    CampaignActionDay,
+    ParticipantAction,
+)
 from campaigns.calendar import week_start
 
 
@@ -62,17 +68,40 @@ def apply_entry(entry: LedgerEntry, participation: Participation, ledger: Campai
     if participation.team_id is not None:
         for period, start, cross in (("total", TOTAL_PERIOD_START, total_cross),
                                      ("day", day, day_cross), ("week", week, week_cross)):
-            team_row = _row(TeamPeriod, {**zero, "active_members": 0},
+            team_row = _row(TeamPeriod, {**zero, "active_members": 0, "records": 0},
                             team_id=participation.team_id, period=period, period_start=start)
             _raise(team_row, mg, seq)
             team_row.active_members += cross
+            team_row.records += counts
 
     ledger.total_mg += mg
     ledger.records += counts
+    ledger.active_participants += total_cross
+    _apply_to_actions(entry, participation, counts)
     campaign_day = campaign_day_row(entry.campaign_id, day)
     campaign_day.reduction_mg += mg
     campaign_day.records += counts
     campaign_day.active_participants += day_cross
+
+
+def _apply_to_actions(entry: LedgerEntry, participation: Participation, counts: int) -> None:
+    """The reporters' per-action figures: totals, active participants, daily rows per team."""
+    mine = _row(ParticipantAction, {"campaign_id": entry.campaign_id, "reduction_mg": 0,
+                                    "records": 0},
+                participation_id=participation.id, action=entry.action)
+    before = mine.reduction_mg
+    mine.reduction_mg += entry.reduction_mg
+    mine.records += counts
+    totals = _row(CampaignAction, {"reduction_mg": 0, "records": 0, "participants": 0},
+                  campaign_id=entry.campaign_id, action=entry.action)
+    totals.reduction_mg += entry.reduction_mg
+    totals.records += counts
+    totals.participants += _crossing(before, mine.reduction_mg)
+    daily = _row(CampaignActionDay, {"reduction_mg": 0, "records": 0},
+                 campaign_id=entry.campaign_id, local_date=entry.local_date, action=entry.action,
+                 team_id=participation.team_id or NO_TEAM)
+    daily.reduction_mg += entry.reduction_mg
+    daily.records += counts
 
 
 def campaign_day_row(campaign_id: int, day: date) -> CampaignDay:

@@ -28,6 +28,9 @@ STATEMENTS = (
     "DELETE FROM participant_days WHERE campaign_id = :c",
     "DELETE FROM participant_weeks WHERE campaign_id = :c",
     "DELETE FROM campaign_days WHERE campaign_id = :c",
+    "DELETE FROM participant_actions WHERE campaign_id = :c",
+    "DELETE FROM campaign_actions WHERE campaign_id = :c",
+    "DELETE FROM campaign_action_days WHERE campaign_id = :c",
     """UPDATE participations SET reduction_mg = 0, records = 0, reached_seq = 0
        WHERE campaign_id = :c""",
     """UPDATE participations SET reduction_mg = agg.mg, records = agg.records,
@@ -69,6 +72,39 @@ STATEMENTS = (
        FROM participant_weeks w JOIN participations p ON p.id = w.participation_id
        WHERE w.campaign_id = :c AND p.team_id IS NOT NULL
        GROUP BY p.team_id, w.week_start""",
+    """INSERT INTO participant_actions (participation_id, action, campaign_id, reduction_mg,
+                                        records)
+       SELECT e.participation_id, e.action, :c, SUM(e.reduction_mg),
+              SUM(CASE WHEN e.source = 'reversal' THEN 0 ELSE 1 END)
+       FROM ledger_entries e WHERE e.campaign_id = :c
+       GROUP BY e.participation_id, e.action""",
+    """INSERT INTO campaign_actions (campaign_id, action, reduction_mg, records, participants)
+       SELECT :c, a.action, SUM(a.reduction_mg), SUM(a.records),
+              SUM(CASE WHEN a.reduction_mg > 0 THEN 1 ELSE 0 END)
+       FROM participant_actions a WHERE a.campaign_id = :c GROUP BY a.action""",
+    """INSERT INTO campaign_action_days (campaign_id, local_date, action, team_id, reduction_mg,
+                                         records)
+       SELECT :c, e.local_date, e.action, COALESCE(p.team_id, 0), SUM(e.reduction_mg),
+              SUM(CASE WHEN e.source = 'reversal' THEN 0 ELSE 1 END)
+       FROM ledger_entries e JOIN participations p ON p.id = e.participation_id
+       WHERE e.campaign_id = :c
+       GROUP BY e.local_date, e.action, COALESCE(p.team_id, 0)""",
+    """UPDATE team_periods SET records = agg.records
+       FROM (SELECT d.team_id, SUM(d.records) AS records FROM campaign_action_days d
+             WHERE d.campaign_id = :c GROUP BY d.team_id) agg
+       WHERE team_periods.team_id = agg.team_id AND team_periods.period = 'total'""",
+    """UPDATE team_periods SET records = agg.records
+       FROM (SELECT d.team_id, d.local_date AS day, SUM(d.records) AS records
+             FROM campaign_action_days d WHERE d.campaign_id = :c
+             GROUP BY d.team_id, d.local_date) agg
+       WHERE team_periods.team_id = agg.team_id AND team_periods.period = 'day'
+         AND team_periods.period_start = agg.day""",
+    """UPDATE team_periods SET records = agg.records
+       FROM (SELECT d.team_id, {week} AS week, SUM(d.records) AS records
+             FROM campaign_action_days d WHERE d.campaign_id = :c
+             GROUP BY d.team_id, {week}) agg
+       WHERE team_periods.team_id = agg.team_id AND team_periods.period = 'week'
+         AND team_periods.period_start = agg.week""",
     """INSERT INTO campaign_days (campaign_id, local_date, reduction_mg, records,
                                   active_participants, new_participants)
        SELECT :c, day, SUM(mg), SUM(records), SUM(active), SUM(joined) FROM (
@@ -88,7 +124,9 @@ STATEMENTS = (
            records = (SELECT COUNT(*) FROM ledger_entries
                       WHERE campaign_id = :c AND source <> 'reversal'),
            participants = (SELECT COUNT(*) FROM participations
-                           WHERE campaign_id = :c AND disqualified_dt IS NULL)
+                           WHERE campaign_id = :c AND disqualified_dt IS NULL),
+           active_participants = (SELECT COUNT(*) FROM participations
+                                  WHERE campaign_id = :c AND reduction_mg > 0)
        WHERE campaign_id = :c""",
 )
 

@@ -30,10 +30,13 @@ import backend.clock
 from backend.extensions import db
 from backend.models import (
     Campaign,
+    CampaignAction,
+    CampaignActionDay,
     CampaignDay,
     CampaignLedger,
     DayActionTotal,
     LedgerEntry,
+    ParticipantAction,
     ParticipantDay,
     ParticipantWeek,
     Participation,
@@ -521,6 +524,11 @@ def projection_rows(app, slug: str) -> dict[str, list[tuple]]:
             "campaign_ledgers": rows(CampaignLedger, CampaignLedger.campaign_id == campaign_id),
             "day_action_totals": rows(
                 DayActionTotal, DayActionTotal.participation_id.in_(participation_ids)),
+            "participant_actions": rows(ParticipantAction,
+                                        ParticipantAction.campaign_id == campaign_id),
+            "campaign_actions": rows(CampaignAction, CampaignAction.campaign_id == campaign_id),
+            "campaign_action_days": rows(CampaignActionDay,
+                                         CampaignActionDay.campaign_id == campaign_id),
         }
 
 
