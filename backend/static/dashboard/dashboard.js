@@ -150,9 +150,10 @@
 
     var fill = Math.max(0, Math.min(100, parseFloat(pct.replace(/,/g, ""))));
     var ring = document.querySelector(".ring-fill");
-    if (ring) { ring.setAttribute("stroke-dasharray", (fill * 10).toFixed(1) + " 1000"); }
-    var bar = document.querySelector(".bar-fill");
-    if (bar) { bar.style.width = fill.toFixed(2) + "%"; }
+    if (ring) {
+      ring.setAttribute("stroke-dasharray", (fill * 10).toFixed(1) + " 1000");
+      ring.setAttribute("visibility", fill > 0 ? "visible" : "hidden");
+    }
   }
 
   function chartDefaults() {
@@ -354,6 +355,7 @@
       .then(function (response) {
         if (response.status === 404) {
           setState("not-found", NOT_FOUND_TEXT);
+          if (!state.refreshes) { setText("campaign-name", "数据大屏"); }
           return null;
         }
         if (!response.ok) { throw new Error("HTTP " + response.status); }
