@@ -15,6 +15,7 @@ from backend.api import (
     participants,
     participation,
     partners,
+    reports,
     sandbox,
     staff,
 )
@@ -59,7 +60,7 @@ def register_api(app: Flask) -> TanpuApi:
     register_security_schemes(api)
     register_schemas(api)
     blueprints = [ops.bp, participants.bp, campaigns.bp, participation.bp, staff.bp, admin.bp,
-                  admin_review.bp, partners.bp, boards.bp]
+                  admin_review.bp, partners.bp, boards.bp, reports.bp, reports.dashboard_bp]
     if app.config["WECHAT_SANDBOX"]:
         blueprints.append(sandbox.bp)
     for blueprint in blueprints:

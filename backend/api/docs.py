@@ -71,8 +71,12 @@ def register_security_schemes(api: TanpuApi) -> None:
     api.spec.components.security_scheme(
         "bearerAuth",
         {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-         "description": "participant token (WeChat login) or staff token (staff login)"},
+         "description": "participant token (WeChat login) or staff token (staff login); "
+                        "the big screen's data takes a dashboard token"},
     )
+    api.spec.components.security_scheme(
+        "apiKey", {"type": "apiKey", "in": "header", "name": "X-Api-Key",
+                   "description": "reporter key (read-only, scoped to campaigns)"})
 
 
 def register_schemas(api: TanpuApi) -> None:
