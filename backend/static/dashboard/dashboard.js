@@ -179,6 +179,7 @@
         data: { labels: labels, datasets: [{
           label: "累计减排 (kg)", data: values, borderColor: "#3ddc84", borderWidth: 3,
           backgroundColor: "rgba(61,220,132,0.15)", fill: true, tension: 0.3,
+          cubicInterpolationMode: "monotone",
           pointRadius: 3, pointBackgroundColor: "#3ddc84"
         }] },
         options: {
@@ -248,7 +249,7 @@
   function rankCell(rank) {
     var td = el("td", "c-rank");
     var badge = el("span", "rank-badge", String(rank));
-    badge.setAttribute("data-testid", "rank");
+    badge.setAttribute("data-testid", "row-rank");
     td.appendChild(badge);
     return td;
   }
@@ -258,7 +259,7 @@
     var who = el("div", "who");
     who.appendChild(el("span", "avatar", initialOf(name)));
     var label = el("span", "who-name", String(name));
-    label.setAttribute("data-testid", "name");
+    label.setAttribute("data-testid", "row-name");
     who.appendChild(label);
     td.appendChild(who);
     return td;
@@ -279,9 +280,9 @@
       tr.setAttribute("data-rank", String(row.rank));
       tr.appendChild(rankCell(row.rank));
       tr.appendChild(whoCell(row.name));
-      tr.appendChild(numCell("active-members", formatCount(row.active_members)));
-      tr.appendChild(numCell("reduction-kg", formatKg(row.reduction_g)));
-      tr.appendChild(numCell("total-kg", formatKg(row.total_g)));
+      tr.appendChild(numCell("row-active-members", formatCount(row.active_members)));
+      tr.appendChild(numCell("row-reduction-kg", formatKg(row.reduction_g)));
+      tr.appendChild(numCell("row-total-kg", formatKg(row.total_g)));
       return tr;
     });
     tbody.replaceChildren.apply(tbody, trs);
@@ -296,7 +297,7 @@
       tr.setAttribute("data-rank", String(row.rank));
       tr.appendChild(rankCell(row.rank));
       tr.appendChild(whoCell(row.name));
-      tr.appendChild(numCell("reduction-kg", formatKg(row.reduction_g)));
+      tr.appendChild(numCell("row-reduction-kg", formatKg(row.reduction_g)));
       return tr;
     });
     tbody.replaceChildren.apply(tbody, trs);
