@@ -13,6 +13,7 @@ from flask.cli import AppGroup, with_appcontext
 from backend.clock import utcnow
 from backend.errors import ApiError
 from backend.extensions import db, redis_holder
+from backend.reports_render import ReportError, write_report
 from backend.services.boards_rebuild import rebuild_boards
 from backend.services.campaigns import (
     campaign_doc,
@@ -42,6 +43,7 @@ ledger_cli = AppGroup("ledger", help="Verify and rebuild a campaign's ledger pro
 partners_cli = AppGroup("partners", help="Partners that push trips and records.")
 boards_cli = AppGroup("leaderboards", help="Leaderboards in Redis.")
 staff_cli = AppGroup("staff", help="Staff accounts.")
+reports_cli = AppGroup("reports", help="Campaign reports (HTML or PDF).")
 
 
 def fail(error: ApiError | DocumentInvalid) -> None:
@@ -207,6 +209,20 @@ def create_partner_command(name: str, campaign_slugs: tuple[str, ...]) -> None:
     click.echo(f"secret (shown once): {secret}")
 
 
+@reports_cli.command("render")
+@click.argument("slug")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="FILE.html (self-contained) or FILE.pdf (printed by headless Chromium).")
+def render_report_command(slug: str, out: Path) -> None:
+    """Write the campaign's report: the dashboard's figures, ledger head and methodology."""
+    try:
+        write_report(_campaign_or_exit(slug), out, utcnow())
+    except ReportError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(1)
+    click.echo(f"report {slug}: {out}")
+
+
 def register_cli(app: Flask) -> None:
     """Attach the command groups."""
     app.cli.add_command(partners_cli)
@@ -214,4 +230,5 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(ledger_cli)
     app.cli.add_command(campaigns_cli)
     app.cli.add_command(staff_cli)
+    app.cli.add_command(reports_cli)
     app.cli.add_command(demo_command)
