@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Date, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from backend.clock import utcnow
@@ -18,8 +18,6 @@ class Participation(db.Model):
     __table_args__ = (
         UniqueConstraint("campaign_id", "user_id"),
         UniqueConstraint("campaign_id", "pid"),
-        # The total board: top N and "how many are ahead of me" walk this index.
-        Index("ix_participations_board", "campaign_id", "reduction_mg", "reached_seq", "pid"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -41,6 +39,20 @@ class Participation(db.Model):
     reduction_mg: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
     records: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
     reached_seq: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    # Shown on public boards: not disqualified, on_leaderboard, not erased. Kept here (and on
+    # the day and week rows) so that a board is one partial index, without a join to users.
+    on_board: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
 
     campaign: Mapped[Campaign] = relationship()
     team: Mapped[Team | None] = relationship()
+
+
+def board_index(name: str, model, *leading):
+    """The index a public board walks: (campaign, period..., -metric, seq, pid) over the rows
+    shown on it. Top N reads its first rows; "how many are ahead of me" counts one range."""
+    return Index(name, model.campaign_id, *leading, -model.reduction_mg, model.reached_seq,
+                 model.pid, postgresql_where=model.on_board & (model.reduction_mg > 0),
+                 sqlite_where=model.on_board & (model.reduction_mg > 0))
+
+
+board_index("ix_participations_board", Participation)

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.extensions import db
+from backend.models.participation import board_index
 from backend.models.types import UTCDateTime
 
 # Team period rows: "total" has period_start 2000-01-01; "day" a date; "week" its Monday.
@@ -18,8 +19,6 @@ TOTAL_PERIOD_START = date(2000, 1, 1)
 
 class ParticipantDay(db.Model):
     __tablename__ = "participant_days"
-    __table_args__ = (Index("ix_participant_days_board", "campaign_id", "local_date",
-                            "reduction_mg", "reached_seq"),)
 
     participation_id: Mapped[int] = mapped_column(
         ForeignKey("participations.id"), primary_key=True)
@@ -27,12 +26,13 @@ class ParticipantDay(db.Model):
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), nullable=False)
     reduction_mg: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
     reached_seq: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    # Copies of the participation's (see Participation.on_board).
+    pid: Mapped[str] = mapped_column(String(32), nullable=False)
+    on_board: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
 
 
 class ParticipantWeek(db.Model):
     __tablename__ = "participant_weeks"
-    __table_args__ = (Index("ix_participant_weeks_board", "campaign_id", "week_start",
-                            "reduction_mg", "reached_seq"),)
 
     participation_id: Mapped[int] = mapped_column(
         ForeignKey("participations.id"), primary_key=True)
@@ -40,6 +40,12 @@ class ParticipantWeek(db.Model):
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), nullable=False)
     reduction_mg: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
     reached_seq: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    pid: Mapped[str] = mapped_column(String(32), nullable=False)
+    on_board: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
+
+
+board_index("ix_participant_days_board", ParticipantDay, ParticipantDay.local_date)
+board_index("ix_participant_weeks_board", ParticipantWeek, ParticipantWeek.week_start)
 
 
 class TeamPeriod(db.Model):

@@ -85,11 +85,6 @@ def redis_current(boards: RedisBoards, campaign: Campaign, now: datetime) -> boo
     return watermark >= settled_seq(campaign, now)
 
 
-def _visible(participation: Participation, user: User | None) -> bool:
-    return (participation.disqualified_dt is None and user is not None
-            and user.on_leaderboard and user.openid is not None)
-
-
 def _team_metric(row: TeamPeriod | None, ranking: str, min_active: int) -> int:
     if row is None or row.active_members < max(min_active, 1) or row.reduction_mg <= 0:
         return 0
@@ -100,8 +95,7 @@ def refresh_member(boards: RedisBoards, pipe, campaign: Campaign, participation:
                    day: date) -> None:
     """Queue the absolute scores of one participant (and their team) on the boards of the
     total, the day and its week, read from the SQL projections."""
-    user = db.session.get(User, participation.user_id) if participation.user_id else None
-    visible = _visible(participation, user)
+    visible = participation.on_board
     week = week_start(day)
     day_row = db.session.get(ParticipantDay, (participation.id, day))
     week_row = db.session.get(ParticipantWeek, (participation.id, week))
@@ -188,16 +182,6 @@ def _individual_entries(campaign: Campaign, standings) -> list[dict]:
     return entries
 
 
-def _my_standing(campaign: Campaign, period: str, start: date | None,
-                 participation: Participation) -> tuple[int, int]:
-    """(metric mg, seq) of a participant on an individual board."""
-    if period == "total":
-        return participation.reduction_mg, participation.reached_seq
-    model = ParticipantDay if period == "day" else ParticipantWeek
-    row = db.session.get(model, (participation.id, start))
-    return (row.reduction_mg, row.reached_seq) if row else (0, 0)
-
-
 def _team_rows(campaign: Campaign, period: str, start: date | None) -> dict[str, TeamPeriod]:
     period_start = TOTAL_PERIOD_START if start is None else start
     return {key: row for key, row in db.session.execute(
@@ -265,7 +249,7 @@ def _from_redis(boards: RedisBoards, campaign, board, period, start, limit,
     if board == "individuals":
         me = None
         if participation is not None:
-            mg, seq = _my_standing(campaign, period, start, participation)
+            mg, seq = boards_sql.my_standing(period, start, participation)
             me = {"rank": boards.rank(key, participation.pid, mg, seq),
                   "reduction_g": mg_to_g(mg)}
         return BoardView(_individual_entries(campaign, top), me, "redis")
@@ -341,7 +325,7 @@ def _frozen(campaign, board, period, start, limit, participation) -> BoardView:
         entries = _individual_entries(campaign, frozen_top(campaign, period, day, limit))
         me = None
         if participation is not None:
-            mg, seq = _my_standing(campaign, period, start, participation)
+            mg, seq = boards_sql.my_standing(period, start, participation)
             me = {"rank": frozen_rank(campaign, period, day, participation.pid, mg, seq),
                   "reduction_g": mg_to_g(mg)}
         return BoardView(entries, me, "sql")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import secrets
 
-from sqlalchemy import select
+from sqlalchemy import literal, select
 
 from backend.extensions import db
 from backend.models import (
@@ -17,11 +17,9 @@ from backend.models import (
     Participation,
     Team,
     TeamPeriod,
-    User,
 )
 from backend.services.boards import _team_metric, redis_boards, replay_missing
 from backend.services.boards_redis import PREFIX, board_key, encode_member, watermark_key
-from backend.services.boards_sql import visible_clause
 from backend.services.campaigns import campaign_doc
 
 BATCH = 10_000
@@ -29,21 +27,16 @@ BATCH = 10_000
 
 def _individual_rows(campaign: Campaign):
     """(period, start label, pid, mg, seq) of every visible participant with a metric > 0."""
-    base = (Participation.campaign_id == campaign.id, visible_clause())
-    yield from (("total", "all", pid, mg, seq) for pid, mg, seq in db.session.execute(
-        select(Participation.pid, Participation.reduction_mg, Participation.reached_seq)
-        .join(User, User.id == Participation.user_id)
-        .where(*base, Participation.reduction_mg > 0)
-        .execution_options(yield_per=BATCH)))
-    for period, model, column in (("day", ParticipantDay, ParticipantDay.local_date),
+    for period, model, column in (("total", Participation, None),
+                                  ("day", ParticipantDay, ParticipantDay.local_date),
                                   ("week", ParticipantWeek, ParticipantWeek.week_start)):
-        yield from ((period, start.isoformat(), pid, mg, seq) for start, pid, mg, seq in
-                    db.session.execute(
-                        select(column, Participation.pid, model.reduction_mg, model.reached_seq)
-                        .join(Participation, Participation.id == model.participation_id)
-                        .join(User, User.id == Participation.user_id)
-                        .where(*base, model.reduction_mg > 0)
-                        .execution_options(yield_per=BATCH)))
+        start = column if column is not None else literal("all")
+        for label, pid, mg, seq in db.session.execute(
+                select(start, model.pid, model.reduction_mg, model.reached_seq)
+                .where(model.campaign_id == campaign.id, model.on_board,
+                       model.reduction_mg > 0)
+                .execution_options(yield_per=BATCH)):
+            yield period, label if column is None else label.isoformat(), pid, mg, seq
 
 
 def _team_rows(campaign: Campaign):

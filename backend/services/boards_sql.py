@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, literal, literal_column, select, tuple_
 
 from backend.extensions import db
 from backend.models import (
@@ -19,7 +19,6 @@ from backend.models import (
     Participation,
     Team,
     TeamPeriod,
-    User,
 )
 from backend.models.projections import TOTAL_PERIOD_START
 
@@ -41,65 +40,54 @@ class Standing:
         return (-self.metric_mg, self.seq, self.member)
 
 
-def _period_source(period: str, start: date):
-    """The projection (model, metric column, seq column, extra filter) of a period."""
+def _board_rows(campaign: Campaign, period: str, start: date):
+    """The projection an individual board ranks, and the filter of its shown rows: visible
+    (on_board) with a metric above 0, spelled with literals so that the board's partial index
+    applies also to prepared (generic) plans."""
     if period == "total":
-        return Participation, Participation.reduction_mg, Participation.reached_seq, True
-    if period == "day":
-        return (ParticipantDay, ParticipantDay.reduction_mg, ParticipantDay.reached_seq,
-                ParticipantDay.local_date == start)
-    return (ParticipantWeek, ParticipantWeek.reduction_mg, ParticipantWeek.reached_seq,
-            ParticipantWeek.week_start == start)
+        model, extra = Participation, ()
+    elif period == "day":
+        model, extra = ParticipantDay, (ParticipantDay.local_date == start,)
+    else:
+        model, extra = ParticipantWeek, (ParticipantWeek.week_start == start,)
+    shown = (model.campaign_id == campaign.id, *extra, model.on_board,
+             model.reduction_mg > literal_column("0"))
+    return model, shown
 
 
-def visible_clause():
-    """Who public boards show: not disqualified, on the leaderboard, not erased."""
-    return and_(Participation.disqualified_dt.is_(None), User.on_leaderboard.is_(True),
-                User.openid.is_not(None))
-
-
-def _individual_query(campaign: Campaign, period: str, start: date):
-    model, metric, seq, extra = _period_source(period, start)
-    query = select(Participation.pid, metric, seq, User.nickname, User.nickname_status,
-                   User.avatar_url)
-    if model is not Participation:
-        query = query.select_from(model).join(
-            Participation, Participation.id == model.participation_id)
-    query = query.join(User, User.id == Participation.user_id)
-    return query.where(Participation.campaign_id == campaign.id, extra), metric, seq
-
-
-def _name(nickname: str | None, status: str) -> str:
-    return nickname if nickname and status == "pass" else User.PUBLIC_NICKNAME_FALLBACK
+def _board_order(model):
+    """Board order as one ascending tuple: metric desc, seq asc, pid asc (the index's)."""
+    return (-model.reduction_mg, model.reached_seq, model.pid)
 
 
 def individual_top(campaign: Campaign, period: str, start: date, limit: int) -> list[Standing]:
-    """The top ``limit`` visible participants with a metric above 0."""
-    query, metric, seq = _individual_query(campaign, period, start)
+    """The top ``limit`` visible participants with a metric above 0 (first rows of the board's
+    index)."""
+    model, shown = _board_rows(campaign, period, start)
     rows = db.session.execute(
-        query.where(visible_clause(), metric > 0)
-        .order_by(metric.desc(), seq.asc(), Participation.pid.asc()).limit(limit))
-    return [Standing(pid, mg, s, _name(nick, status), avatar)
-            for pid, mg, s, nick, status, avatar in rows]
+        select(model.pid, model.reduction_mg, model.reached_seq).where(*shown)
+        .order_by(*_board_order(model)).limit(limit))
+    return [Standing(pid, mg, seq) for pid, mg, seq in rows]
+
+
+def my_standing(period: str, start: date, participation: Participation) -> tuple[int, int]:
+    """(metric mg, seq) of a participant on an individual board."""
+    if period == "total":
+        return participation.reduction_mg, participation.reached_seq
+    model = ParticipantDay if period == "day" else ParticipantWeek
+    row = db.session.get(model, (participation.id, start))
+    return (row.reduction_mg, row.reached_seq) if row else (0, 0)
 
 
 def individual_me(campaign: Campaign, period: str, start: date,
                   participation: Participation) -> tuple[int, int]:
     """(rank, metric) of a participant: 1 + the visible participants ahead of them, whether
-    or not they are visible themselves."""
-    model = _period_source(period, start)[0]
-    if model is Participation:
-        mine_mg, mine_seq = participation.reduction_mg, participation.reached_seq
-    else:
-        key = (participation.id, start)
-        row = db.session.get(model, key)
-        mine_mg, mine_seq = (row.reduction_mg, row.reached_seq) if row else (0, 0)
-    query, metric, seq = _individual_query(campaign, period, start)
-    ahead = or_(metric > mine_mg, and_(metric == mine_mg, or_(
-        seq < mine_seq, and_(seq == mine_seq, Participation.pid < participation.pid))))
-    count = db.session.scalar(
-        select(func.count()).select_from(
-            query.where(visible_clause(), metric > 0, ahead).subquery()))
+    or not they are visible themselves (one range of the board's index)."""
+    mine_mg, mine_seq = my_standing(period, start, participation)
+    model, shown = _board_rows(campaign, period, start)
+    ahead = tuple_(*_board_order(model)) < tuple_(
+        literal(-mine_mg), literal(mine_seq), literal(participation.pid))
+    count = db.session.scalar(select(func.count()).select_from(model).where(*shown, ahead))
     return count + 1, mine_mg
 
 

@@ -13,6 +13,7 @@ from backend.models import Campaign, LedgerEntry, Participation
 from backend.services.audit import record_audit
 from backend.services.holds import reject_holds_of
 from backend.services.ledger import append_entry, lock_ledgers, lock_person_days
+from backend.services.projections import sync_on_board
 
 
 def find_by_pid(campaign: Campaign, pid: str) -> Participation:
@@ -59,6 +60,7 @@ def disqualify(campaign: Campaign, pid: str, reason: str, actor, now: datetime) 
         )
     participation.disqualified_dt = now
     participation.disqualified_reason = reason
+    sync_on_board([participation.id])
     reject_holds_of(participation, actor, now)
     ledger.participants -= 1
     db.session.flush()

@@ -18,10 +18,9 @@ from backend.models import (
     LedgerEntry,
     Participation,
     Team,
-    User,
 )
 from backend.models.projections import TOTAL_PERIOD_START
-from backend.services.boards_sql import Standing, visible_clause
+from backend.services.boards_sql import Standing
 from backend.services.campaigns import campaign_doc
 from campaigns.calendar import week_start
 
@@ -88,10 +87,9 @@ def _frozen_individuals(campaign: Campaign, period: str, start):
     return (select(FrozenBoard.member, FrozenBoard.reduction_mg, FrozenBoard.reached_seq)
             .join(Participation, and_(Participation.campaign_id == campaign.id,
                                       Participation.pid == FrozenBoard.member))
-            .join(User, User.id == Participation.user_id)
             .where(FrozenBoard.campaign_id == campaign.id, FrozenBoard.kind == "individuals",
                    FrozenBoard.period == period, FrozenBoard.period_start == start,
-                   FrozenBoard.reduction_mg > 0, visible_clause()))
+                   FrozenBoard.reduction_mg > 0, Participation.on_board))
 
 
 def frozen_top(campaign: Campaign, period: str, start, limit: int) -> list[tuple[str, int, int]]:

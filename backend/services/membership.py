@@ -88,6 +88,7 @@ def join_campaign(user: User, campaign: Campaign, invite_code: str | None,
         campaign_id=campaign.id, user_id=user.id, pid=secrets.token_hex(8),
         team_id=team.id if team else None, joined_on=today, joined_dt=now,
         reduction_mg=0, records=0, reached_seq=0,
+        on_board=user.on_leaderboard and user.openid is not None,
     )
     db.session.add(participation)
     ledger.participants += 1

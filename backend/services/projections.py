@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import date
 
+from sqlalchemy import and_, exists, select, update
+
 from backend.extensions import db
 from backend.models import (
     CampaignDay,
@@ -14,6 +16,7 @@ from backend.models import (
     ParticipantWeek,
     Participation,
     TeamPeriod,
+    User,
 )
 from backend.models.projections import TOTAL_PERIOD_START
 from backend.models.reporting import (
@@ -58,11 +61,11 @@ def apply_entry(entry: LedgerEntry, participation: Participation, ledger: Campai
 
     total_cross = _raise(participation, mg, seq)
     participation.records += counts
-    day_row = _row(ParticipantDay, {"campaign_id": entry.campaign_id, **zero},
-                   participation_id=participation.id, local_date=day)
+    shown = {"campaign_id": entry.campaign_id, "pid": participation.pid,
+             "on_board": participation.on_board, **zero}
+    day_row = _row(ParticipantDay, shown, participation_id=participation.id, local_date=day)
     day_cross = _raise(day_row, mg, seq)
-    week_row = _row(ParticipantWeek, {"campaign_id": entry.campaign_id, **zero},
-                    participation_id=participation.id, week_start=week)
+    week_row = _row(ParticipantWeek, shown, participation_id=participation.id, week_start=week)
     week_cross = _raise(week_row, mg, seq)
 
     if participation.team_id is not None:
@@ -102,6 +105,25 @@ def _apply_to_actions(entry: LedgerEntry, participation: Participation, counts: 
                  team_id=participation.team_id or NO_TEAM)
     daily.reduction_mg += entry.reduction_mg
     daily.records += counts
+
+
+def sync_on_board(participation_ids) -> None:
+    """Recompute who the public boards show (not disqualified, on_leaderboard, not erased) for
+    these participations (a select of ids) and copy it to their day and week rows."""
+    db.session.flush()
+    shown = exists().where(User.id == Participation.user_id, User.on_leaderboard.is_(True),
+                           User.openid.is_not(None))
+    db.session.execute(
+        update(Participation).where(Participation.id.in_(participation_ids))
+        .values(on_board=and_(Participation.disqualified_dt.is_(None), shown)),
+        execution_options={"synchronize_session": False})
+    for model in (ParticipantDay, ParticipantWeek):
+        db.session.execute(
+            update(model).where(model.participation_id.in_(participation_ids))
+            .values(on_board=select(Participation.on_board)
+                    .where(Participation.id == model.participation_id).scalar_subquery()),
+            execution_options={"synchronize_session": False})
+    db.session.expire_all()
 
 
 def campaign_day_row(campaign_id: int, day: date) -> CampaignDay:

@@ -40,16 +40,23 @@ STATEMENTS = (
                     {raised} AS seq
              FROM ledger_entries e WHERE e.campaign_id = :c GROUP BY e.participation_id) agg
        WHERE participations.id = agg.pid""",
+    """UPDATE participations SET on_board = (disqualified_dt IS NULL AND EXISTS (
+           SELECT 1 FROM users u WHERE u.id = participations.user_id
+           AND u.on_leaderboard AND u.openid IS NOT NULL))
+       WHERE campaign_id = :c""",
     """INSERT INTO participant_days (participation_id, local_date, campaign_id, reduction_mg,
-                                      reached_seq)
-        SELECT e.participation_id, e.local_date, :c, SUM(e.reduction_mg), {raised}
-        FROM ledger_entries e WHERE e.campaign_id = :c
-        GROUP BY e.participation_id, e.local_date""",
+                                      reached_seq, pid, on_board)
+        SELECT e.participation_id, e.local_date, :c, SUM(e.reduction_mg), {raised}, p.pid,
+               p.on_board
+        FROM ledger_entries e JOIN participations p ON p.id = e.participation_id
+        WHERE e.campaign_id = :c
+        GROUP BY e.participation_id, e.local_date, p.pid, p.on_board""",
     """INSERT INTO participant_weeks (participation_id, week_start, campaign_id, reduction_mg,
-                                      reached_seq)
-       SELECT d.participation_id, {week}, :c, SUM(d.reduction_mg), MAX(d.reached_seq)
+                                      reached_seq, pid, on_board)
+       SELECT d.participation_id, {week}, :c, SUM(d.reduction_mg), MAX(d.reached_seq), d.pid,
+              d.on_board
        FROM participant_days d WHERE d.campaign_id = :c
-       GROUP BY d.participation_id, {week}""",
+       GROUP BY d.participation_id, {week}, d.pid, d.on_board""",
     """INSERT INTO team_periods (team_id, period, period_start, reduction_mg, reached_seq,
                                  active_members)
        SELECT p.team_id, 'total', :total_start, SUM(p.reduction_mg), MAX(p.reached_seq),

@@ -6,10 +6,12 @@ import logging
 from urllib.parse import urlsplit
 
 from flask import current_app
+from sqlalchemy import select
 
 from backend.errors import ApiError, validation_error
 from backend.extensions import db
-from backend.models import User
+from backend.models import Participation, User
+from backend.services.projections import sync_on_board
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,8 @@ def update_profile(user: User, changes: dict, wechat) -> User:
             setattr(user, name, changes[name])
     if verdict is not None:
         user.nickname_status = verdict
+    if "on_leaderboard" in changes:
+        sync_on_board(select(Participation.id).where(Participation.user_id == user.id))
     db.session.flush()
     return user
 
