@@ -10,10 +10,8 @@ from backend.auth import current_principal
 from backend.clock import utcnow
 from backend.errors import ApiError
 from backend.schemas.boards import LeaderboardArgs, LeaderboardSchema
-from backend.services.boards import read_board, replay_missing, settled_seq
+from backend.services.boards import board_context, read_board, replay_missing, settled_seq
 from backend.services.campaigns import campaign_doc
-from backend.services.membership import find_participation
-from backend.services.public import published_campaign
 from campaigns.calendar import local_today, week_start
 
 bp = Blueprint("boards", __name__, url_prefix="/api/v1/campaigns", description="Leaderboards")
@@ -35,15 +33,15 @@ def get_board(args, slug, board):
     """
     if board not in BOARDS:
         raise ApiError(404, "not_found")
-    campaign = published_campaign(slug)
     user = current_principal("participant", required=False)
-    participation = find_participation(campaign, user) if user is not None else None
+    campaign, head_seq, participation = board_context(slug, user)
     now = utcnow()
     doc = campaign_doc(campaign)
     period = args["period"]
     day = args["date"] or local_today(now, doc.timezone)
     start = None if period == "total" else (day if period == "day" else week_start(day))
-    view = read_board(campaign, board, period, start, args["limit"], participation, now)
+    view = read_board(campaign, board, period, start, args["limit"], participation, now,
+                      head_seq)
     if view.source == "sql":
         campaign_id, upto = campaign.id, settled_seq(campaign, now)
         app = current_app._get_current_object()

@@ -12,7 +12,7 @@ from backend.clock import utcnow
 from backend.extensions import db
 from backend.schemas.partners import PartnerLinkArgs, PartnerLinkSchema
 from backend.schemas.users import LoginSchema, MePatchArgs, MeSchema, WeChatLoginArgs
-from backend.services.boards import refresh_user
+from backend.services.boards import forget_public_names, refresh_user
 from backend.services.logins import login_with_wechat
 from backend.services.membership import joined_slugs
 from backend.services.partners import link_partner_account
@@ -78,6 +78,7 @@ def patch_me(changes):
     user = update_profile(g.user, changes, current_wechat())
     body = _me(user)
     db.session.commit()
+    forget_public_names(user)
     if "on_leaderboard" in changes:
         refresh_user(user)
     return body

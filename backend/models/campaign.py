@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, Date, ForeignKey, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Integer,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from backend.clock import utcnow
@@ -35,6 +44,9 @@ class Campaign(db.Model):
     ends_on: Mapped[date] = mapped_column(Date, nullable=False)
     target_mg: Mapped[int] = mapped_column(BigInteger, nullable=False)
     settings: Mapped[dict] = mapped_column(JSON, nullable=False)
+    # Raised (in SQL, so concurrent writers get distinct values) whenever the settings or the
+    # team rows change: the key of the parsed-document cache.
+    doc_version: Mapped[int] = mapped_column(Integer, default=1, nullable=False)
     published_dt: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_dt: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     updated_dt: Mapped[datetime] = mapped_column(

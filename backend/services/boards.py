@@ -4,13 +4,15 @@ missing seqs are replayed into Redis after the response). Both give the same ans
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import redis
 from flask import current_app, g
-from sqlalchemy import select
+from sqlalchemy import and_, select
 
+from backend.errors import ApiError
 from backend.extensions import db, redis_holder
 from backend.models import (
     Campaign,
@@ -42,6 +44,8 @@ log = logging.getLogger(__name__)
 SETTLE = timedelta(seconds=2)
 REPLAY_BATCH = 5000
 LOCK_SECONDS = 10
+NAME_SECONDS = 10
+NAME_CACHE_SIZE = 100_000
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,21 @@ def redis_boards() -> RedisBoards | None:
     return boards
 
 
+def board_context(slug: str, user: User | None) -> tuple[Campaign, int, Participation | None]:
+    """A published campaign, its chain head and my participation, in one query (the board is
+    the most read endpoint); 404 for unknown and unpublished campaigns alike."""
+    query = (select(Campaign, CampaignLedger.head_seq)
+             .join(CampaignLedger, CampaignLedger.campaign_id == Campaign.id)
+             .where(Campaign.slug == slug))
+    if user is not None:
+        query = query.add_columns(Participation).outerjoin(Participation, and_(
+            Participation.campaign_id == Campaign.id, Participation.user_id == user.id))
+    row = db.session.execute(query).one_or_none()
+    if row is None or row[0].status != "published":
+        raise ApiError(404, "not_found")
+    return row[0], row[1], row[2] if user is not None else None
+
+
 def _start_label(period: str, start: date | None) -> str:
     return "all" if period == "total" else start.isoformat()
 
@@ -76,13 +95,19 @@ def settled_seq(campaign: Campaign, now: datetime) -> int:
         .order_by(LedgerEntry.seq.desc()).limit(1)) or 0
 
 
-def redis_current(boards: RedisBoards, campaign: Campaign, now: datetime) -> bool:
+def redis_current(boards: RedisBoards, campaign: Campaign, now: datetime,
+                  watermark: int | None = None, head_seq: int | None = None) -> bool:
     """Whether the campaign's Redis boards hold every settled seq. Without a watermark (never
-    built, or flushed) only a campaign with no entries at all has right (empty) boards."""
-    watermark = boards.watermark(campaign.id)
+    built, or flushed) only a campaign with no entries at all has right (empty) boards. A
+    watermark at the head needs no more reading; one below it is compared with the settled
+    seq (entries of the last 2 s may still be applying)."""
+    if watermark is None:
+        watermark = boards.watermark(campaign.id)
+    if head_seq is None:
+        head_seq = db.session.get(CampaignLedger, campaign.id).head_seq
     if watermark < 0:
-        return db.session.get(CampaignLedger, campaign.id).head_seq == 0
-    return watermark >= settled_seq(campaign, now)
+        return head_seq == 0
+    return watermark >= head_seq or watermark >= settled_seq(campaign, now)
 
 
 def _team_metric(row: TeamPeriod | None, ranking: str, min_active: int) -> int:
@@ -166,17 +191,48 @@ def replay_missing(campaign_id: int, upto_seq: int) -> None:
         log.warning("leaderboards: replay failed (%s)", type(error).__name__)
 
 
+def _public_names(campaign: Campaign, pids: list[str]) -> dict[str, tuple[str, str | None]]:
+    """pid → (public name, avatar), kept per process for NAME_SECONDS: the top of a board
+    rarely changes, and a name change reaches the boards within seconds (at once in the
+    process that served it: forget_public_names)."""
+    cache = current_app.extensions.setdefault("tanpu_board_names", {})
+    now = time.monotonic()
+    names, missing = {}, []
+    for pid in pids:
+        hit = cache.get((campaign.id, pid))
+        if hit is not None and hit[0] > now:
+            names[pid] = hit[1]
+        else:
+            missing.append(pid)
+    if missing:
+        if len(cache) > NAME_CACHE_SIZE:
+            cache.clear()
+        for pid, nick, status, avatar in db.session.execute(
+                select(Participation.pid, User.nickname, User.nickname_status, User.avatar_url)
+                .join(User, User.id == Participation.user_id)
+                .where(Participation.campaign_id == campaign.id, Participation.pid.in_(missing))):
+            name = nick if nick and status == "pass" else User.PUBLIC_NICKNAME_FALLBACK
+            names[pid] = (name, avatar)
+            cache[(campaign.id, pid)] = (now + NAME_SECONDS, names[pid])
+    return names
+
+
+def forget_public_names(user: User) -> None:
+    """After a profile change: this process shows the new name (or none) at once."""
+    cache = current_app.extensions.get("tanpu_board_names")
+    if cache:
+        for campaign_id, pid in db.session.execute(
+                select(Participation.campaign_id, Participation.pid)
+                .where(Participation.user_id == user.id)):
+            cache.pop((campaign_id, pid), None)
+
+
 def _individual_entries(campaign: Campaign, standings) -> list[dict]:
     """Board entries for (pid, metric, seq) rows in order, with public names and avatars."""
-    pids = [pid for pid, _, _ in standings]
-    people = {pid: (nick, status, avatar) for pid, nick, status, avatar in db.session.execute(
-        select(Participation.pid, User.nickname, User.nickname_status, User.avatar_url)
-        .join(User, User.id == Participation.user_id)
-        .where(Participation.campaign_id == campaign.id, Participation.pid.in_(pids)))}
+    names = _public_names(campaign, [pid for pid, _, _ in standings])
     entries = []
     for rank, (pid, mg, _seq) in enumerate(standings, start=1):
-        nick, status, avatar = people.get(pid, (None, "none", None))
-        name = nick if nick and status == "pass" else User.PUBLIC_NICKNAME_FALLBACK
+        name, avatar = names.get(pid, (User.PUBLIC_NICKNAME_FALLBACK, None))
         entries.append({"rank": rank, "name": name, "avatar_url": avatar,
                         "reduction_g": mg_to_g(mg)})
     return entries
@@ -191,10 +247,12 @@ def _team_rows(campaign: Campaign, period: str, start: date | None) -> dict[str,
 
 
 def read_board(campaign: Campaign, board: str, period: str, start: date | None, limit: int,
-               participation: Participation | None, now: datetime) -> BoardView:
+               participation: Participation | None, now: datetime,
+               head_seq: int | None = None) -> BoardView:
     """The board's top ``limit`` and my standing; from Redis when its watermark has reached
     every settled seq, else from SQL (and the missing seqs replay after the response). After
-    the campaign's freeze the public entries are those of the freeze; ``me`` stays live."""
+    the campaign's freeze the public entries are those of the freeze; ``me`` stays live.
+    ``head_seq``: the chain head, when the caller read it already."""
     freeze = freeze_instant(campaign, now)
     if freeze is not None:
         ensure_snapshot(campaign, freeze)
@@ -202,8 +260,10 @@ def read_board(campaign: Campaign, board: str, period: str, start: date | None, 
     boards = redis_boards()
     if boards is not None:
         try:
-            if redis_current(boards, campaign, now):
-                return _from_redis(boards, campaign, board, period, start, limit, participation)
+            view = _from_redis(boards, campaign, board, period, start, limit, participation,
+                               now, head_seq)
+            if view is not None:
+                return view
         except redis.RedisError as error:
             log.warning("leaderboards: redis read failed (%s)", type(error).__name__)
     return _from_sql(campaign, board, period, start, limit, participation)
@@ -242,15 +302,24 @@ def _my_team(standings, participation: Participation | None) -> dict | None:
     return None
 
 
-def _from_redis(boards: RedisBoards, campaign, board, period, start, limit,
-                participation) -> BoardView:
+def _from_redis(boards: RedisBoards, campaign, board, period, start, limit, participation,
+                now, head_seq) -> BoardView | None:
+    """The board from Redis, or None when Redis is behind. The watermark, the top and my
+    member come in one round trip; my rank in a second."""
     key = board_key(campaign.id, board, period, _start_label(period, start))
-    top = boards.top(key, limit)
+    member_id = None
+    if participation is not None:
+        member_id = participation.pid if board == "individuals" else (
+            db.session.get(Team, participation.team_id).key if participation.team_id else None)
+    watermark, top, member = boards.snapshot(campaign.id, key, limit, member_id)
+    if not redis_current(boards, campaign, now, watermark, head_seq):
+        return None
     if board == "individuals":
         me = None
         if participation is not None:
-            mg, seq = boards_sql.my_standing(period, start, participation)
-            me = {"rank": boards.rank(key, participation.pid, mg, seq),
+            mg, seq = (member[1], member[2]) if member is not None \
+                else boards_sql.my_standing(period, start, participation)
+            me = {"rank": boards.rank(key, participation.pid, mg, seq, member),
                   "reduction_g": mg_to_g(mg)}
         return BoardView(_individual_entries(campaign, top), me, "redis")
     rows = _team_rows(campaign, period, start)
@@ -260,13 +329,12 @@ def _from_redis(boards: RedisBoards, campaign, board, period, start, limit,
                                      rows[team_key].reduction_mg, rows[team_key].active_members)
                  for team_key, metric, seq in top if team_key in rows]
     me = None
-    if participation is not None and participation.team_id is not None:
-        team = db.session.get(Team, participation.team_id)
+    if member_id is not None:
         teams = campaign_doc(campaign).teams
-        row = rows.get(team.key)
+        row = rows.get(member_id)
         metric = _team_metric(row, teams.ranking, teams.min_active_members)
         if metric > 0:
-            me = {"rank": boards.rank(key, team.key, metric, row.reached_seq),
+            me = {"rank": boards.rank(key, member_id, metric, row.reached_seq, member),
                   "reduction_g": mg_to_g(metric)}
     return BoardView(_team_entries(standings), me, "redis")
 
@@ -290,10 +358,11 @@ def total_rank(campaign: Campaign, participation: Participation, now: datetime) 
     boards = redis_boards()
     if boards is not None:
         try:
-            if redis_current(boards, campaign, now):
-                key = board_key(campaign.id, "individuals", "total", "all")
+            key = board_key(campaign.id, "individuals", "total", "all")
+            watermark, _, member = boards.snapshot(campaign.id, key, 0, participation.pid)
+            if redis_current(boards, campaign, now, watermark):
                 return boards.rank(key, participation.pid, participation.reduction_mg,
-                                   participation.reached_seq)
+                                   participation.reached_seq, member)
         except redis.RedisError as error:
             log.warning("leaderboards: redis read failed (%s)", type(error).__name__)
     return boards_sql.individual_me(campaign, "total", TOTAL_PERIOD_START, participation)[0]

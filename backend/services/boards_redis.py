@@ -54,6 +54,14 @@ return wm
 """
 
 
+MINE_SCRIPT = """
+local member = redis.call('HGET', KEYS[2], ARGV[1])
+if not member then return false end
+local position = redis.call('ZREVRANK', KEYS[1], member)
+if not position then return false end
+return {member, position, redis.call('ZSCORE', KEYS[1], member)}
+"""
+
 def encode_member(key: str, seq: int) -> bytes:
     """A member that sorts (seq asc, key asc) first when read by ZREVRANGE."""
     raw = key.encode("utf-8")
@@ -85,6 +93,7 @@ class RedisBoards:
         self.client = client
         self._set = client.register_script(SET_SCRIPT)
         self._advance = client.register_script(ADVANCE_SCRIPT)
+        self._mine = client.register_script(MINE_SCRIPT)
 
     def set_score(self, pipe, key: str, member_id: str, metric_mg: int | None, seq: int) -> None:
         """Queue a swap of one member's score (None or 0 removes it from the board)."""
@@ -105,27 +114,43 @@ class RedisBoards:
         value = self.client.get(watermark_key(campaign_id))
         return int(value) if value is not None else -1
 
-    def top(self, key: str, limit: int) -> list[tuple[str, int, int]]:
-        """(member id, metric mg, seq) of the first ``limit`` members."""
-        result = []
-        for member, score in self.client.zrevrange(key, 0, limit - 1, withscores=True):
-            member_id, seq = decode_member(member)
-            result.append((member_id, int(score), seq))
-        return result
+    def snapshot(self, campaign_id: int, key: str, limit: int, member_id: str | None):
+        """In one round trip: the watermark (-1 when missing), the first ``limit`` members as
+        (member id, metric mg, seq), and ``member_id``'s (rank, metric mg, seq) when it is on
+        the board, else None."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.get(watermark_key(campaign_id))
+        pipe.zrevrange(key, 0, limit - 1, withscores=True)
+        if member_id is not None:
+            self._mine(keys=[key, key + ":m"], args=[member_id], client=pipe)
+        replies = pipe.execute()
+        watermark = int(replies[0]) if replies[0] is not None else -1
+        top = []
+        for member, score in replies[1]:
+            decoded_id, seq = decode_member(member)
+            top.append((decoded_id, int(score), seq))
+        mine = None
+        if member_id is not None and replies[2]:
+            member, position, score = replies[2]
+            mine = (int(position) + 1, int(score), decode_member(member)[1])
+        return watermark, top, mine
 
-    def rank(self, key: str, member_id: str, metric_mg: int, seq: int) -> int:
-        """1 + the members ahead of (metric, seq, id), whether the member is on the board."""
-        member = self.client.hget(key + ":m", member_id)
-        if member is not None:
-            position = self.client.zrevrank(key, member)
-            if position is not None:
-                return position + 1
-        mine = encode_member(member_id, seq)
-        ahead = self.client.zcount(key, f"({metric_mg}", "+inf")
-        if metric_mg > 0:
-            ahead += sum(1 for other in self.client.zrangebyscore(key, metric_mg, metric_mg)
-                         if other > mine)
-        return ahead + 1
+    def rank(self, key: str, member_id: str, metric_mg: int, seq: int,
+             mine: tuple | None = None) -> int:
+        """1 + the members ahead of (metric, seq, id), whether the member is on the board.
+        ``mine``: the member's (rank, metric, seq) from snapshot(), when it is on the board."""
+        if mine is not None:
+            return mine[0]
+        if metric_mg <= 0:  # behind everyone on the board (all of them are above 0)
+            return self.client.zcard(key) + 1
+        # Not on the board yet visible is rare (hidden participants): ties compared in Python
+        # (bytes), not in Lua, whose string order follows the server's locale.
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zcount(key, f"({metric_mg}", "+inf")
+        pipe.zrangebyscore(key, metric_mg, metric_mg)
+        higher, equal = pipe.execute()
+        encoded = encode_member(member_id, seq)
+        return higher + sum(1 for other in equal if other > encoded) + 1
 
     def clear_campaign(self, campaign_id: int) -> None:
         for key in self.client.scan_iter(f"{PREFIX}:{campaign_id}:*", count=1000):

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import threading
-
+from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -18,9 +16,6 @@ from campaigns.calendar import local_today
 from campaigns.document import CampaignDoc, DocumentInvalid, dump_campaign, parse_campaign
 from campaigns.document_model import Team as DocTeam
 from campaigns.history import add_revision, history_conflicts
-
-_doc_cache: dict[tuple, CampaignDoc] = {}
-_doc_cache_lock = threading.Lock()
 
 
 def parse_document(data: object) -> CampaignDoc:
@@ -38,24 +33,28 @@ def _settings_of(doc: CampaignDoc) -> dict:
     return settings
 
 
+def touch_document(campaign: Campaign) -> None:
+    """Mark the campaign's document (settings or teams) changed."""
+    campaign.updated_dt = utcnow()
+    if campaign.id is not None:
+        campaign.doc_version = Campaign.doc_version + 1
+
+
 def campaign_doc(campaign: Campaign) -> CampaignDoc:
-    """The campaign as a validated document (teams from their rows), cached per version."""
-    teams = tuple(DocTeam(team.key, team.name) for team in campaign.teams)
-    # The stored values themselves are part of the key, so a stale entry can never be
-    # served (ids are reused across databases, e.g. in tests).
-    version = (campaign.id, campaign.updated_dt.isoformat(), hash(teams),
-               json.dumps(campaign.settings, sort_keys=True))
-    with _doc_cache_lock:
-        cached = _doc_cache.get(version)
+    """The campaign as a validated document (teams from their rows), cached per app (one
+    database) and document version."""
+    cache = current_app.extensions.setdefault("tanpu_campaign_docs", {})
+    version = (campaign.id, campaign.doc_version)
+    cached = cache.get(version)
     if cached is not None:
         return cached
     data = dict(campaign.settings)
-    data["teams"] = {**data["teams"], "list": [{"key": t.key, "name": t.name} for t in teams]}
+    data["teams"] = {**data["teams"], "list": [{"key": t.key, "name": t.name}
+                                              for t in campaign.teams]}
     doc = parse_campaign(data)
-    with _doc_cache_lock:
-        if len(_doc_cache) > 256:
-            _doc_cache.clear()
-        _doc_cache[version] = doc
+    if len(cache) > 256:
+        cache.clear()
+    cache[version] = doc
     return doc
 
 
@@ -87,7 +86,7 @@ def _apply_doc(campaign: Campaign, doc: CampaignDoc) -> None:
     campaign.ends_on = doc.ends_on
     campaign.target_mg = doc.target_mg
     campaign.settings = _settings_of(doc)
-    campaign.updated_dt = utcnow()
+    touch_document(campaign)
 
 
 def _sync_teams(campaign: Campaign, teams: tuple[DocTeam, ...]) -> None:

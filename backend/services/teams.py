@@ -13,7 +13,7 @@ from backend.extensions import db
 from backend.models import Campaign, Participation, Team
 from backend.schemas.admin import TeamRowArgs
 from backend.services.audit import record_audit
-from backend.services.campaigns import ensure_team_removable, parse_document
+from backend.services.campaigns import ensure_team_removable, parse_document, touch_document
 
 MAX_TEAMS_PER_IMPORT = 10_000
 
@@ -109,6 +109,7 @@ def upsert_teams(campaign: Campaign, rows: list, actor) -> None:
     after = [{"key": t.key, "name": t.name} for t in campaign.teams]
     # The whole document must stay valid (e.g. the document schema's limits on teams).
     parse_document({**campaign.settings, "teams": {**campaign.settings["teams"], "list": after}})
+    touch_document(campaign)
     db.session.flush()
     record_audit(actor, "teams.import", campaign, f"{len(teams)} rows", before, after)
 
@@ -120,5 +121,6 @@ def delete_team(campaign: Campaign, key: str, actor) -> None:
         raise ApiError(404, "not_found")
     ensure_team_removable(team)
     campaign.teams.remove(team)
+    touch_document(campaign)
     db.session.flush()
     record_audit(actor, "team.delete", campaign, key, {"key": key, "name": team.name}, None)
