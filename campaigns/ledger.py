@@ -27,8 +27,8 @@ LINE_FIELDS = (*ENTRY_FIELDS, "prev_hash", "hash")
 DECIMAL_FIELDS = ("quantity", "counted_quantity", "factor_g_per_unit")
 
 _HASH_RE = re.compile(r"[0-9a-f]{64}")
-_CREATED_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
-_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_CREATED_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
+_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def canonical_json(obj: object) -> str:
@@ -106,7 +106,7 @@ def line_problem(line: object) -> str | None:
             return key
     if line["source_ref"] is not None and not isinstance(line["source_ref"], str):
         return "source_ref"
-    if not isinstance(line["local_date"], str) or not _DATE_RE.fullmatch(line["local_date"]):
+    if not _is_date(line["local_date"]):
         return "local_date"
     for key in DECIMAL_FIELDS:
         if not _is_shortest_decimal(line[key]):
@@ -118,7 +118,28 @@ def line_problem(line: object) -> str | None:
     for key in ("prev_hash", "hash"):
         if not isinstance(line[key], str) or not _HASH_RE.fullmatch(line[key]):
             return key
+    for key, value in line.items():
+        if isinstance(value, str) and not _has_utf8_form(value):
+            return key  # a lone surrogate (from a "\ud800" escape) cannot be hashed
     return None
+
+
+def _is_date(value: object) -> bool:
+    if not isinstance(value, str) or not _DATE_RE.fullmatch(value):
+        return False
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _has_utf8_form(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _is_int(value: object) -> bool:

@@ -37,7 +37,7 @@ import json
 import re
 import sys
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import BinaryIO
 
 GENESIS = "0" * 64
@@ -58,9 +58,19 @@ MAX_LINE_BYTES = 1 << 20
 # the point, and at most 12 integer digits (Tanpu bounds decimals to 10**15 - 1 thousandths).
 _DECIMAL_RE = re.compile(r"(0|[1-9][0-9]{0,11})(\.[0-9]{0,2}[1-9])?")
 _HASH_RE = re.compile(r"[0-9a-f]{64}")
-# `\d` (not [0-9]) and strptime below are what Tanpu's own checker uses; the two must agree.
-_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_CREATED_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
+# ASCII digits only, and real calendar dates: what Tanpu's own checker accepts.
+_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_CREATED_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
+
+
+def _is_date(value: object) -> bool:
+    if not isinstance(value, str) or not _DATE_RE.fullmatch(value):
+        return False
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
 
 
 class BadLine(Exception):
@@ -187,8 +197,8 @@ def line_problem(line: dict) -> str | None:
             return f"{key} is not a non-empty string"
     if line["source_ref"] is not None and not isinstance(line["source_ref"], str):
         return "source_ref is neither a string nor null"
-    if not isinstance(line["local_date"], str) or not _DATE_RE.fullmatch(line["local_date"]):
-        return "local_date is not YYYY-MM-DD"
+    if not _is_date(line["local_date"]):
+        return "local_date is not a YYYY-MM-DD date"
     for key in DECIMAL_FIELDS:
         if not isinstance(line[key], str) or not _DECIMAL_RE.fullmatch(line[key]):
             return f"{key} is not a decimal string in shortest exact form"

@@ -107,6 +107,10 @@ def test_removed_middle_entry_detected():
     ("quantity", "8200.0010"), ("quantity", 8200), ("factor_g_per_unit", "2e-2"),
     ("reduction_mg", -5), ("reduction_mg", 1.5), ("source", "gift"), ("created_dt", "yesterday"),
     ("local_date", "2022-2-4"), ("prev_hash", "0" * 63),
+    # Only ASCII digits and real dates; a lone surrogate has no UTF-8 form to hash.
+    ("local_date", "２０２２-02-04"), ("local_date", "2022-13-45"),
+    ("created_dt", "２０２２-02-03T16:30:01.000000Z"), ("source_ref", "\ud800"),
+    ("participant", "p\udfff"),
 ])
 def test_malformed_line_detected(field, value):
     lines = chain()
