@@ -26,13 +26,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg
 import redis
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from backend import create_app
 from backend.auth import issue_token
 from backend.clock import utcnow
 from backend.extensions import db
-from backend.models import Participation
+from backend.models import Campaign, Participation
 from backend.services.boards_rebuild import rebuild_boards
 from backend.services.campaigns import create_campaign, publish_campaign
 from backend.services.seed import seed_campaign
@@ -90,6 +90,8 @@ def main() -> None:
     parser.add_argument("--redis-url", default=os.environ.get(
         "BENCH_REDIS_URL", "redis://127.0.0.1:6379/15"))
     parser.add_argument("--reuse", action="store_true", help="keep an already seeded database")
+    parser.add_argument("--rebuild-boards", action="store_true",
+                        help="with --reuse: rebuild the Redis boards first")
     args = parser.parse_args()
 
     environ = {"TANPU_ENV": "testing", "DATABASE_URL": args.database_url,
@@ -98,7 +100,17 @@ def main() -> None:
     with_redis = create_app({"PROPAGATE_EXCEPTIONS": True},
                             environ={**environ, "REDIS_URL": args.redis_url})
     sql_only = create_app(environ=environ)
-    if not args.reuse:
+    if args.reuse:
+        with with_redis.app_context():
+            from flask_migrate import upgrade
+
+            upgrade()  # a database seeded by an earlier version gets today's schema
+            if args.rebuild_boards:
+                campaign = db.session.scalars(select(Campaign)).first()
+                started = time.perf_counter()
+                rebuild_boards(campaign)
+                print(f"Redis boards rebuilt in {time.perf_counter() - started:.0f} s")
+    else:
         recreate_database(args.database_url)
         redis.Redis.from_url(args.redis_url).flushdb()
         with with_redis.app_context():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from flask import after_this_request, current_app
 from flask_smorest import Blueprint
 
@@ -10,7 +12,14 @@ from backend.auth import current_principal
 from backend.clock import utcnow
 from backend.errors import ApiError
 from backend.schemas.boards import LeaderboardArgs, LeaderboardSchema
-from backend.services.boards import board_context, read_board, replay_missing, settled_seq
+from backend.schemas.common import format_instant
+from backend.services.boards import (
+    board_context,
+    read_board,
+    redis_boards,
+    replay_missing,
+    settled_seq,
+)
 from backend.services.campaigns import campaign_doc
 from campaigns.calendar import local_today, week_start
 
@@ -42,7 +51,7 @@ def get_board(args, slug, board):
     start = None if period == "total" else (day if period == "day" else week_start(day))
     view = read_board(campaign, board, period, start, args["limit"], participation, now,
                       head_seq)
-    if view.source == "sql":
+    if view.source == "sql" and redis_boards() is not None:
         campaign_id, upto = campaign.id, settled_seq(campaign, now)
         app = current_app._get_current_object()
 
@@ -54,6 +63,12 @@ def get_board(args, slug, board):
             response.call_on_close(replay)
             return response
 
-    body = {"period": period, "date": start, "as_of": now, "entries": view.entries,
-            "me": view.me}
-    return body, 200, {"X-Tanpu-Board-Source": view.source}
+    body = {"period": period, "date": start.isoformat() if start else None,
+            "as_of": format_instant(now), "entries": view.entries, "me": view.me}
+    # The most read response is written directly: its values are JSON-ready already (exact
+    # numbers, strings), so the schema above documents it without dumping it again (a test
+    # checks that the two agree).
+    response = current_app.response_class(
+        json.dumps(body, ensure_ascii=False, separators=(",", ":")), mimetype="application/json")
+    response.headers["X-Tanpu-Board-Source"] = view.source
+    return response

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
-from datetime import UTC
+from datetime import UTC, datetime
 
 from marshmallow import RAISE, Schema, ValidationError, fields
 
@@ -41,13 +41,16 @@ class ErrorSchema(Schema):
     error = fields.Nested(ErrorBodySchema, required=True)
 
 
+def format_instant(value: datetime) -> str:
+    """An instant in ISO 8601 UTC with ``Z`` (API.md conventions)."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 class Instant(fields.DateTime):
     """An instant in ISO 8601 UTC with ``Z`` (API.md conventions)."""
 
     def _serialize(self, value, attr, obj, **kwargs):
-        if value is None:
-            return None
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return None if value is None else format_instant(value)
 
 
 class ExactNumber(fields.Field):

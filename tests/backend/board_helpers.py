@@ -44,6 +44,7 @@ from backend.models import (
     TeamPeriod,
     User,
 )
+from backend.schemas.boards import LeaderboardSchema
 from campaigns.calendar import week_start
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -431,8 +432,10 @@ def get_board(client, slug: str, board: str, period: str, on: date | None,
 
 
 def check_shape(body: dict, board: str) -> None:
-    """Exactly the documented keys: no openid, unionid, user id or token can ride along."""
+    """Exactly the documented keys (no openid, unionid, user id or token can ride along), and
+    the body the view writes directly agrees with the documented schema."""
     assert set(body) == BOARD_KEYS, body
+    assert LeaderboardSchema().validate(body) == {}, body
     keys = INDIVIDUAL_KEYS if board == "individuals" else TEAM_KEYS
     for entry in body["entries"]:
         assert set(entry) == keys, entry
