@@ -74,6 +74,5 @@ class CampaignLedger(db.Model):
     verified_hash: Mapped[str | None] = mapped_column(String(64))
     verified_dt: Mapped[datetime | None] = mapped_column(UTCDateTime)
     full_verified_dt: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    verified_mg: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
     # The first bad seq the last verification found (None: the chain was whole).
     first_bad_seq: Mapped[int | None] = mapped_column(BigInteger)

@@ -21,7 +21,7 @@ def new_ledger(campaign: Campaign) -> CampaignLedger:
     """The empty chain of a new campaign."""
     ledger = CampaignLedger(campaign_id=campaign.id, head_seq=0, head_hash=GENESIS, total_mg=0,
                             records=0, participants=0, active_participants=0,
-                            verified_seq=0, verified_mg=0)
+                            verified_seq=0)
     db.session.add(ledger)
     return ledger
 

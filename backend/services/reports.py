@@ -26,6 +26,7 @@ from campaigns.document import effective_actions
 from campaigns.methodology import load_methodology
 
 EXPORT_BATCH = 5000
+LINES_PER_CHUNK = 500  # small chunks: the first bytes leave before the first batch is formatted
 CSV_HEADER = ("date", "action", "action_name", "team", "team_name", "records", "reduction_g")
 FORMULA_STARTS = ("=", "+", "-", "@")
 DASHBOARD_TOP = 10
@@ -189,7 +190,7 @@ def ledger_jsonl(campaign_id: int, slug: str, upto_seq: int, release) -> Iterato
     for row in entry_rows(campaign_id, 0, upto_seq, release=release):
         lines.append(json.dumps(line_of(row, slug), ensure_ascii=False,
                                 separators=(",", ":")))
-        if len(lines) == EXPORT_BATCH:
+        if len(lines) == LINES_PER_CHUNK:
             yield "\n".join(lines) + "\n"
             lines = []
     if lines:

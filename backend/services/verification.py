@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from backend.extensions import db
 from backend.models import Campaign, CampaignLedger, LedgerEntry, Participation
@@ -75,10 +75,11 @@ def entry_rows(campaign_id: int, after_seq: int, upto_seq: int, *extra, batch: i
         after_seq = rows[-1].seq
 
 
-def _check(campaign: Campaign, ledger: CampaignLedger, after_seq: int, after_hash: str,
-           after_mg: int) -> tuple[Verification, int]:
-    """Re-hash the entries after (after_seq, after_hash) up to the head read in ``ledger``;
-    returns the verdict and the sum of reduction_mg up to its head."""
+def _check(campaign: Campaign, ledger: CampaignLedger, after_seq: int,
+           after_hash: str) -> Verification:
+    """Re-hash the entries after (after_seq, after_hash) up to the head read in ``ledger``, and
+    compare the head and the sum of reduction_mg of every entry up to it with the running
+    totals (a changed amount anywhere, or a deleted tail, shows there)."""
     verifier = ChainVerifier(after_seq, after_hash)
     misattributed = None
     owner = select(Participation.pid).where(
@@ -92,15 +93,17 @@ def _check(campaign: Campaign, ledger: CampaignLedger, after_seq: int, after_has
     first_bad = verdict.first_bad_seq
     if misattributed is not None and (first_bad is None or misattributed < first_bad):
         first_bad = misattributed
-    total_mg = after_mg + verifier.total_mg
+    total_mg = db.session.scalar(select(func.coalesce(func.sum(LedgerEntry.reduction_mg), 0))
+                                 .where(LedgerEntry.campaign_id == campaign.id,
+                                        LedgerEntry.seq <= ledger.head_seq))
     if first_bad is None and (verdict.head_seq != ledger.head_seq
                               or verdict.head_hash != ledger.head_hash
-                              or total_mg != ledger.total_mg):
+                              or int(total_mg) != ledger.total_mg):
         # The chain is whole but shorter (or other) than what was counted: the first entry
-        # that should follow the verified head is missing.
+        # that should follow the verified head is missing, or an amount changed before it.
         first_bad = min(verdict.head_seq, ledger.head_seq) + 1
-    return (Verification(first_bad is None, first_bad, after_seq + verifier.entries,
-                         verdict.head_seq, verdict.head_hash), total_mg)
+    return Verification(first_bad is None, first_bad, after_seq + verifier.entries,
+                        verdict.head_seq, verdict.head_hash)
 
 
 def _stored_hash_holds(campaign: Campaign, ledger: CampaignLedger) -> bool:
@@ -118,17 +121,18 @@ def run_verification(campaign: Campaign, now: datetime, *, full: bool) -> Verifi
     full = full or ledger.verified_seq == 0 or ledger.first_bad_seq is not None
     if not full and not _stored_hash_holds(campaign, ledger):
         full = True  # an already verified entry changed: only a full run can say where
+    if not full:
+        result = _check(campaign, ledger, ledger.verified_seq, ledger.verified_hash)
+        # A fault the incremental run sees (a sum that no longer adds up may come from before
+        # the verified seq) is located by a full run.
+        full = not result.ok
     if full:
-        result, total_mg = _check(campaign, ledger, 0, GENESIS, 0)
-    else:
-        result, total_mg = _check(campaign, ledger, ledger.verified_seq,
-                                  ledger.verified_hash, ledger.verified_mg)
+        result = _check(campaign, ledger, 0, GENESIS)
     values = {"verified_dt": now, "first_bad_seq": result.first_bad_seq}
     if full:
         values["full_verified_dt"] = now
     if result.ok:
-        values.update(verified_seq=result.head_seq, verified_hash=result.head_hash,
-                      verified_mg=total_mg)
+        values.update(verified_seq=result.head_seq, verified_hash=result.head_hash)
     db.session.rollback()  # end the reading transaction before writing the head row
     db.session.execute(update(CampaignLedger).where(
         CampaignLedger.campaign_id == campaign.id).values(**values))

@@ -52,7 +52,6 @@ def upgrade():
     op.create_index('ix_participant_actions_campaign_id', 'participant_actions', ['campaign_id'])
     with op.batch_alter_table('campaign_ledgers', schema=None) as batch_op:
         batch_op.add_column(sa.Column('active_participants', sa.BigInteger(), nullable=False, server_default='0'))
-        batch_op.add_column(sa.Column('verified_mg', sa.BigInteger(), nullable=False, server_default='0'))
         batch_op.add_column(sa.Column('first_bad_seq', sa.BigInteger(), nullable=True))
 
     with op.batch_alter_table('team_periods', schema=None) as batch_op:
@@ -68,7 +67,6 @@ def downgrade():
 
     with op.batch_alter_table('campaign_ledgers', schema=None) as batch_op:
         batch_op.drop_column('first_bad_seq')
-        batch_op.drop_column('verified_mg')
         batch_op.drop_column('active_participants')
 
     op.drop_index('ix_participant_actions_campaign_id', table_name='participant_actions')
