@@ -3,11 +3,15 @@ import json
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from campaigns.decimals import DecimalInvalid, format_milli, parse_milli
 from campaigns.ledger import (
     GENESIS,
     LINE_FIELDS,
     ChainVerifier,
+    _is_shortest_decimal,
     canonical_json,
     entry_hash,
     format_created_dt,
@@ -144,3 +148,22 @@ def test_reversal_may_be_negative_and_verifier_sums():
                   local_date=date(2022, 2, 4), quantity_milli=1, counted_milli=1,
                   factor_milli=1, reduction_mg=-1, source="checkin", source_ref=None,
                   methodology_version="v", created_dt=T0)
+
+
+@given(st.one_of(
+    st.integers(min_value=0, max_value=10**15 - 1).map(format_milli),
+    st.from_regex(r"-?[0-9]{0,14}(\.[0-9]{0,5})?", fullmatch=True),
+    st.text(alphabet="0123456789.-+e ", max_size=18),
+))
+def test_shortest_decimal_check_agrees_with_the_decimal_round_trip(text):
+    try:
+        round_trip = format_milli(parse_milli(text)) == text
+    except DecimalInvalid:
+        round_trip = False
+    assert _is_shortest_decimal(text) == round_trip
+
+
+@given(st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31),
+                    timezones=st.just(UTC)))
+def test_created_dt_round_trip(instant):
+    assert parse_created_dt(format_created_dt(instant)) == instant
