@@ -11,11 +11,23 @@ from backend.auth import participant_required
 from backend.clock import utcnow
 from backend.extensions import db
 from backend.schemas.partners import PartnerLinkArgs, PartnerLinkSchema
-from backend.schemas.users import LoginSchema, MePatchArgs, MeSchema, WeChatLoginArgs
-from backend.services.boards import forget_public_names, refresh_user
+from backend.schemas.users import (
+    LoginSchema,
+    MeExportSchema,
+    MePatchArgs,
+    MeSchema,
+    WeChatLoginArgs,
+)
+from backend.services.boards import (
+    forget_public_names,
+    members_of,
+    refresh_participations,
+    refresh_user,
+)
 from backend.services.logins import login_with_wechat
 from backend.services.membership import joined_slugs
 from backend.services.partners import link_partner_account
+from backend.services.privacy import erase_user, export_user
 from backend.services.users import update_profile
 from backend.wechat import current_wechat
 
@@ -78,10 +90,38 @@ def patch_me(changes):
     user = update_profile(g.user, changes, current_wechat())
     body = _me(user)
     db.session.commit()
-    forget_public_names(user)
+    forget_public_names(members_of(user))
     if "on_leaderboard" in changes:
         refresh_user(user)
     return body
+
+
+@bp.route("/me/export", methods=["GET"])
+@participant_required
+@bp.response(200, MeExportSchema)
+@bp.doc(security=BEARER)
+@documents_errors(bp, 401, 403)
+def export_me():
+    """Everything held about me: profile, campaigns (with my pseudonym in each), check-ins,
+    completed challenges, held intakes, WeRun days and partner links. My WeChat identity is
+    never shown, only whether it is held."""
+    return export_user(g.user)
+
+
+@bp.route("/me", methods=["DELETE"])
+@participant_required
+@bp.response(204)
+@bp.doc(security=BEARER)
+@documents_errors(bp, 401, 403)
+def delete_me():
+    """Erase my personal data and my WeChat link, and revoke my tokens. My ledger entries stay
+    under their pseudonyms, which nothing links to me any more, so campaign totals and the
+    chain do not change. Logging in again later starts a new account."""
+    former = erase_user(g.user, utcnow())
+    db.session.commit()
+    forget_public_names([(campaign_id, pid) for _, campaign_id, pid in former])
+    refresh_participations([participation_id for participation_id, _, _ in former])
+    return ""
 
 
 @bp.route("/me/partner-links", methods=["POST"])

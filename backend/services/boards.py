@@ -217,14 +217,19 @@ def _public_names(campaign: Campaign, pids: list[str]) -> dict[str, tuple[str, s
     return names
 
 
-def forget_public_names(user: User) -> None:
-    """After a profile change: this process shows the new name (or none) at once."""
+def forget_public_names(members: list[tuple[int, str]]) -> None:
+    """After a profile change: this process shows the new name (or none) of these (campaign
+    id, pid) at once."""
     cache = current_app.extensions.get("tanpu_board_names")
     if cache:
-        for campaign_id, pid in db.session.execute(
-                select(Participation.campaign_id, Participation.pid)
-                .where(Participation.user_id == user.id)):
-            cache.pop((campaign_id, pid), None)
+        for member in members:
+            cache.pop(member, None)
+
+
+def members_of(user: User) -> list[tuple[int, str]]:
+    return [tuple(row) for row in db.session.execute(
+        select(Participation.campaign_id, Participation.pid)
+        .where(Participation.user_id == user.id))]
 
 
 def _individual_entries(campaign: Campaign, standings) -> list[dict]:
@@ -370,14 +375,21 @@ def total_rank(campaign: Campaign, participation: Participation, now: datetime) 
 
 def refresh_user(user: User) -> None:
     """After commit: a participant's visibility changed (on_leaderboard); put every board they
-    are on right. Only their own members move, so the watermark is untouched."""
+    are on right."""
+    refresh_participations(db.session.scalars(
+        select(Participation.id).where(Participation.user_id == user.id)).all())
+
+
+def refresh_participations(participation_ids: list[int]) -> None:
+    """After commit: put every board these participations are on right (visibility changed).
+    Only their own members move, so the watermark is untouched."""
     boards = redis_boards()
-    if boards is None:
+    if boards is None or not participation_ids:
         return
     try:
         pipe = boards.client.pipeline(transaction=False)
         for participation in db.session.scalars(
-                select(Participation).where(Participation.user_id == user.id)):
+                select(Participation).where(Participation.id.in_(participation_ids))):
             campaign = db.session.get(Campaign, participation.campaign_id)
             days = db.session.scalars(select(ParticipantDay.local_date).where(
                 ParticipantDay.participation_id == participation.id)).all()
