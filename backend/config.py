@@ -73,6 +73,11 @@ def load_config(instance_path: str, environ: dict[str, str] | None = None) -> di
                             or "https://api.weixin.qq.com").rstrip("/"),
         "WECHAT_SANDBOX": sandbox,
         "RATE_LIMITS_ENABLED": _flag(env.get("RATE_LIMITS_ENABLED"), True),
+        # Per client address (behind TRUSTED_PROXIES): a venue's Wi-Fi puts many people behind
+        # one address, and a login lasts a week, so the login limit is loose.
+        "RATE_LIMIT_LOGIN": "120 per minute",
+        # Per participant: people check in a few times a day; scripts are slowed down.
+        "RATE_LIMIT_INTAKE": "30 per minute",
         "TRUSTED_PROXIES": int(env.get("TRUSTED_PROXIES", "0").strip() or 0),
         "AVATAR_HOSTS": tuple(
             host.strip().lower()

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from flask import g
+from flask import current_app, g, request
 from flask_smorest import Blueprint
 
 from backend.api.docs import BEARER, documents_errors
 from backend.api.writes import idempotent_write
 from backend.auth import participant_required
 from backend.clock import utcnow
-from backend.extensions import db
+from backend.extensions import db, limiter
 from backend.schemas.partners import PartnerLinkArgs, PartnerLinkSchema
 from backend.schemas.users import (
     LoginSchema,
@@ -35,6 +35,8 @@ bp = Blueprint("participants", __name__, url_prefix="/api/v1", description="Part
 
 
 @bp.route("/auth/wechat-login", methods=["POST"])
+@limiter.limit(lambda: current_app.config["RATE_LIMIT_LOGIN"],
+               key_func=lambda: f"wechat-login:{request.remote_addr}")
 @bp.arguments(WeChatLoginArgs)
 @bp.response(200, LoginSchema)
 @documents_errors(bp, 400, 401, 403, 415, 429, 503)

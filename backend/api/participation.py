@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import g
+from flask import current_app, g
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
@@ -11,7 +11,7 @@ from backend.api.pagination import after_cursor, page
 from backend.api.writes import idempotent_write
 from backend.auth import participant_required
 from backend.clock import utcnow
-from backend.extensions import db
+from backend.extensions import db, limiter
 from backend.models import Campaign, Checkin
 from backend.schemas.intake import (
     CheckinArgs,
@@ -67,11 +67,12 @@ def join(args, slug):
 
 @bp.route("/<slug>/checkins", methods=["POST"])
 @participant_required
+@limiter.limit(lambda: current_app.config["RATE_LIMIT_INTAKE"], key_func=_participant)
 @idempotent_write(_participant)
 @bp.arguments(CheckinArgs)
 @bp.response(201, CheckinSchema)
 @bp.doc(security=BEARER, parameters=[IDEMPOTENCY_HEADER])
-@documents_errors(bp, 400, 401, 403, 404, 409, 415, 422, 503)
+@documents_errors(bp, 400, 401, 403, 404, 409, 415, 422, 429, 503)
 def post_checkin(args, slug):
     """Check in a low-carbon action for today or an earlier day within late_entry_days."""
     campaign = published_campaign(slug)
@@ -133,6 +134,7 @@ def get_my_campaign(slug):
 
 @bp.route("/<slug>/werun", methods=["POST"])
 @participant_required
+@limiter.limit(lambda: current_app.config["RATE_LIMIT_INTAKE"], key_func=_participant)
 @bp.arguments(WerunArgs)
 @bp.response(200, WerunSchema)
 @bp.doc(security=BEARER)
