@@ -79,9 +79,12 @@ def rebuild_boards(campaign: Campaign) -> int:
         name = key.decode()
         if name.startswith(watermark_key(campaign.id)) or ":rebuild:" in name or name in keep:
             continue
-        client.delete(key)
+        client.unlink(key)
+    # One transaction swaps every board. The live keys are unlinked first (freed in Redis'
+    # background thread): a RENAME over a large key would free it inline and stall Redis.
     pipe = client.pipeline(transaction=True)
     for key in built:
+        pipe.unlink(key, key + ":m")
         pipe.rename(key + suffix, key)
         pipe.rename(key + ":m" + suffix, key + ":m")
     pipe.set(watermark_key(campaign.id), upto)
