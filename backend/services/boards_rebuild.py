@@ -23,6 +23,7 @@ from backend.services.boards_redis import PREFIX, board_key, encode_member, wate
 from backend.services.campaigns import campaign_doc
 
 BATCH = 10_000
+ABANDONED_SECONDS = 3600
 
 
 def _individual_rows(campaign: Campaign):
@@ -69,6 +70,9 @@ def rebuild_boards(campaign: Campaign) -> int:
             member = encode_member(member_id, seq)
             pipe.zadd(key + suffix, {member: metric})
             pipe.hset(key + ":m" + suffix, member_id, member)
+            if key not in built:  # a rebuild that dies half-way leaves nothing for long
+                pipe.expire(key + suffix, ABANDONED_SECONDS)
+                pipe.expire(key + ":m" + suffix, ABANDONED_SECONDS)
             built.add(key)
             written += 1
             if written % BATCH == 0:
@@ -87,6 +91,8 @@ def rebuild_boards(campaign: Campaign) -> int:
         pipe.unlink(key, key + ":m")
         pipe.rename(key + suffix, key)
         pipe.rename(key + ":m" + suffix, key + ":m")
+        pipe.persist(key)
+        pipe.persist(key + ":m")
     pipe.set(watermark_key(campaign.id), upto)
     pipe.delete(watermark_key(campaign.id) + ":applied")
     pipe.execute()

@@ -311,6 +311,22 @@ def test_redis_down_answers_from_sql_then_redis_again_after_rebuild(make_app, ow
     _answers(client, played, world, "redis")  # updated after commit
 
 
+def test_rebuilt_boards_are_kept_and_no_temporary_key_is_left(make_app, own_redis, login,
+                                                               admin, clock):
+    import redis as redis_client
+
+    app = make_app(REDIS_URL=own_redis.url)
+    played = play(app, login, admin, clock, FIXED)
+    cli(app, "leaderboards", "rebuild", played.slug)
+    cli(app, "leaderboards", "rebuild", played.slug)  # over existing boards
+    store = redis_client.Redis.from_url(own_redis.url)
+    keys = [key.decode() for key in store.scan_iter("tanpu:boards:*")]
+    assert any(":individuals:total:all" in key for key in keys)
+    assert not [key for key in keys if ":rebuild:" in key]
+    assert {store.ttl(key) for key in keys} == {-1}  # no expiry left on a live board
+    _answers(app.test_client(), played, load_world(app, played.slug), "redis")
+
+
 def test_redis_restarted_empty_is_replayed_after_an_sql_answer(make_app, own_redis, login, admin,
                                                               clock):
     app = make_app(REDIS_URL=own_redis.url)
