@@ -17,6 +17,7 @@ from backend.models.partners import (
 )
 from backend.models.projections import (
     CampaignDay,
+    CampaignWeek,
     FreezeSnapshot,
     FrozenBoard,
     ParticipantDay,
@@ -36,6 +37,7 @@ __all__ = [
     "CampaignCredential",
     "CampaignDay",
     "CampaignLedger",
+    "CampaignWeek",
     "ChallengeCompletion",
     "Checkin",
     "DayActionTotal",

@@ -55,4 +55,13 @@ def board_index(name: str, model, *leading):
                  sqlite_where=model.on_board & (model.reduction_mg > 0))
 
 
+def hidden_index(name: str, model, *leading):
+    """The rows above 0 mg that public boards do not show (few): a board's size is the count
+    of active participants minus these."""
+    return Index(name, model.campaign_id, *leading,
+                 postgresql_where=~model.on_board & (model.reduction_mg > 0),
+                 sqlite_where=~model.on_board & (model.reduction_mg > 0))
+
+
 board_index("ix_participations_board", Participation)
+hidden_index("ix_participations_hidden", Participation)

@@ -10,7 +10,7 @@ from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.extensions import db
-from backend.models.participation import board_index
+from backend.models.participation import board_index, hidden_index
 from backend.models.types import UTCDateTime
 
 # Team period rows: "total" has period_start 2000-01-01; "day" a date; "week" its Monday.
@@ -46,6 +46,8 @@ class ParticipantWeek(db.Model):
 
 board_index("ix_participant_days_board", ParticipantDay, ParticipantDay.local_date)
 board_index("ix_participant_weeks_board", ParticipantWeek, ParticipantWeek.week_start)
+hidden_index("ix_participant_days_hidden", ParticipantDay, ParticipantDay.local_date)
+hidden_index("ix_participant_weeks_hidden", ParticipantWeek, ParticipantWeek.week_start)
 
 
 class TeamPeriod(db.Model):
@@ -72,6 +74,17 @@ class CampaignDay(db.Model):
     records: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
     active_participants: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     new_participants: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+
+
+class CampaignWeek(db.Model):
+    """Participants above 0 mg in a campaign week (Monday start): with the day and total
+    counts, the size of each board (minus the few hidden rows) without counting it."""
+
+    __tablename__ = "campaign_weeks"
+
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), primary_key=True)
+    week_start: Mapped[date] = mapped_column(Date, primary_key=True)
+    active_participants: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
 
 
 class FrozenBoard(db.Model):

@@ -11,6 +11,7 @@ from backend.extensions import db
 from backend.models import (
     CampaignDay,
     CampaignLedger,
+    CampaignWeek,
     LedgerEntry,
     ParticipantDay,
     ParticipantWeek,
@@ -85,6 +86,8 @@ def apply_entry(entry: LedgerEntry, participation: Participation, ledger: Campai
     campaign_day.reduction_mg += mg
     campaign_day.records += counts
     campaign_day.active_participants += day_cross
+    _row(CampaignWeek, {"active_participants": 0}, campaign_id=entry.campaign_id,
+         week_start=week).active_participants += week_cross
 
 
 def _apply_to_actions(entry: LedgerEntry, participation: Participation, counts: int) -> None:

@@ -28,6 +28,7 @@ STATEMENTS = (
     "DELETE FROM participant_days WHERE campaign_id = :c",
     "DELETE FROM participant_weeks WHERE campaign_id = :c",
     "DELETE FROM campaign_days WHERE campaign_id = :c",
+    "DELETE FROM campaign_weeks WHERE campaign_id = :c",
     "DELETE FROM participant_actions WHERE campaign_id = :c",
     "DELETE FROM campaign_actions WHERE campaign_id = :c",
     "DELETE FROM campaign_action_days WHERE campaign_id = :c",
@@ -79,6 +80,9 @@ STATEMENTS = (
        FROM participant_weeks w JOIN participations p ON p.id = w.participation_id
        WHERE w.campaign_id = :c AND p.team_id IS NOT NULL
        GROUP BY p.team_id, w.week_start""",
+    """INSERT INTO campaign_weeks (campaign_id, week_start, active_participants)
+       SELECT :c, w.week_start, SUM(CASE WHEN w.reduction_mg > 0 THEN 1 ELSE 0 END)
+       FROM participant_weeks w WHERE w.campaign_id = :c GROUP BY w.week_start""",
     """INSERT INTO participant_actions (participation_id, action, campaign_id, reduction_mg,
                                         records)
        SELECT e.participation_id, e.action, :c, SUM(e.reduction_mg),

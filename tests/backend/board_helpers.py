@@ -34,6 +34,7 @@ from backend.models import (
     CampaignActionDay,
     CampaignDay,
     CampaignLedger,
+    CampaignWeek,
     DayActionTotal,
     LedgerEntry,
     ParticipantAction,
@@ -524,6 +525,7 @@ def projection_rows(app, slug: str) -> dict[str, list[tuple]]:
                                       ParticipantWeek.campaign_id == campaign_id),
             "team_periods": rows(TeamPeriod, TeamPeriod.team_id.in_(team_ids)),
             "campaign_days": rows(CampaignDay, CampaignDay.campaign_id == campaign_id),
+            "campaign_weeks": rows(CampaignWeek, CampaignWeek.campaign_id == campaign_id),
             "campaign_ledgers": rows(CampaignLedger, CampaignLedger.campaign_id == campaign_id),
             "day_action_totals": rows(
                 DayActionTotal, DayActionTotal.participation_id.in_(participation_ids)),

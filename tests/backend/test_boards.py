@@ -13,6 +13,7 @@ import redis as redis_lib
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from backend.services import boards_sql
 from tests.backend.board_helpers import (
     ADMIN_API,
     API,
@@ -58,6 +59,16 @@ HYPOTHESIS = settings(
 @pytest.fixture
 def clock(monkeypatch):
     return install_clock(monkeypatch)
+
+
+@pytest.fixture(params=["ahead-counted", "smaller-side-counted"])
+def counting(request, monkeypatch):
+    """The SQL rank counts those ahead of me, or (large boards, lower half) the board's size
+    minus those behind: every board is made "large" here so that both ways are checked."""
+    if request.param == "smaller-side-counted":
+        monkeypatch.setattr(boards_sql, "SMALL_BOARD", 1)
+        monkeypatch.setattr(boards_sql, "MIDDLE_SECONDS", 0)
+    return request.param
 
 
 @pytest.fixture
@@ -187,7 +198,7 @@ def play(app, login, admin, clock, scenario: Scenario) -> Played:
 @pytest.mark.timeout(1200)
 @HYPOTHESIS
 @given(scenario=scenarios())
-def test_sql_boards_equal_the_brute_force(sql_app, login, admin, clock, scenario):
+def test_sql_boards_equal_the_brute_force(sql_app, login, admin, clock, counting, scenario):
     played = play(sql_app, login, admin, clock, scenario)
     world = load_world(sql_app, played.slug)
     client = sql_app.test_client()
@@ -214,7 +225,8 @@ def test_redis_boards_equal_sql_and_the_brute_force(redis_app, sql_app, login, a
     assert_my_campaign_ranks(redis_client, slug, world, people)
 
 
-def test_fixed_scenario_with_ties_on_every_backend(make_app, sql_app, login, admin, clock):
+def test_fixed_scenario_with_ties_on_every_backend(make_app, sql_app, login, admin, clock,
+                                                   counting):
     """The hand-written scenario (ties of 3700 g resolved by who got there first, a hidden and
     a disqualified participant, an unranked team) on SQL and, when available, Redis."""
     app = make_app()  # Redis when TEST_REDIS_URL is set
