@@ -52,7 +52,10 @@ def board_index(name: str, model, *leading):
     shown on it. Top N reads its first rows; "how many are ahead of me" counts one range."""
     return Index(name, model.campaign_id, *leading, -model.reduction_mg, model.reached_seq,
                  model.pid, postgresql_where=model.on_board & (model.reduction_mg > 0),
-                 sqlite_where=model.on_board & (model.reduction_mg > 0))
+                 sqlite_where=model.on_board & (model.reduction_mg > 0),
+                 # PostgreSQL reads counts from the index alone only when the plain column
+                 # behind the expression is in it too.
+                 postgresql_include=["reduction_mg"])
 
 
 def hidden_index(name: str, model, *leading):
