@@ -143,6 +143,21 @@ def handle_database_unavailable(error: Exception):
     )
 
 
+def has_body() -> bool:
+    return has_request_context() and bool(
+        request.content_length or request.headers.get("Transfer-Encoding"))
+
+
+def handle_recursion(error: RecursionError):
+    """A body nested deeper than the JSON parser goes (thousands of brackets) is refused as
+    malformed, not answered with a 500; without a body it is a bug like any other."""
+    if not has_body():
+        return handle_unexpected(error)
+    _rollback()
+    log.warning("request body nested too deeply in %s %s", request.method, request.path)
+    return error_response(400, "request.malformed")
+
+
 def handle_unexpected(error: Exception):
     """A bug. The body carries no trace; the log names the exception type and where it arose."""
     _rollback()
@@ -164,4 +179,5 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(OperationalError, handle_database_unavailable)
     app.register_error_handler(PoolTimeoutError, handle_database_unavailable)
+    app.register_error_handler(RecursionError, handle_recursion)
     app.register_error_handler(Exception, handle_unexpected)

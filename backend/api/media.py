@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 from flask import current_app, request
 
 from backend.errors import ApiError
@@ -20,10 +22,31 @@ def accepts(*media_types: str):
     return decorate
 
 
+def check_streamed_body_size() -> None:
+    """A streamed body (chunked, no Content-Length) over MAX_CONTENT_LENGTH is 413 like any
+    other; werkzeug would cut it at the limit without a word and hand the view a prefix."""
+    environ = request.environ
+    if request.content_length is not None or "wsgi.input_terminated" not in environ:
+        return
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    body = b""
+    while len(body) <= limit:
+        chunk = environ["wsgi.input"].read(limit + 1 - len(body))
+        if not chunk:
+            break
+        body += chunk
+    if len(body) > limit:
+        raise ApiError(413, "request.too_large")
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+
+
 def check_media_type() -> None:
-    """before_request: a body of another type than the view takes is 415 (empty bodies pass)."""
+    """before_request: a body of another type than the view takes is 415 (empty bodies pass);
+    a streamed body is held to the size limit first."""
     if request.method not in BODY_METHODS or not request.path.startswith("/api/"):
         return
+    check_streamed_body_size()
     if not request.content_length and not request.headers.get("Transfer-Encoding"):
         return
     view = current_app.view_functions.get(request.endpoint or "")

@@ -24,7 +24,8 @@ BEIJING = ZoneInfo("Asia/Shanghai")
 
 class StepDayArgs(StrictSchema):
     date = fields.Date(required=True, metadata={"description": "Beijing date"})
-    steps = fields.Integer(required=True, validate=validate.Range(min=0, max=1_000_000))
+    steps = fields.Integer(required=True, strict=True,
+                           validate=validate.Range(min=0, max=1_000_000))
 
 
 class WeRunDataArgs(StrictSchema):

@@ -23,6 +23,16 @@ class Trimmed(fields.String):
         return text.strip()
 
 
+class StrictBoolean(fields.Boolean):
+    """A JSON ``true`` or ``false`` only: not 0, 1, "yes" or "off" (a body field, where JSON
+    has a boolean type; query strings keep marshmallow's spellings)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
 def no_control_characters(text: str) -> None:
     if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in text):
         raise ValidationError("Must not contain control characters.")

@@ -7,6 +7,7 @@ from marshmallow import fields, validate
 from backend.schemas.common import (
     ExactNumber,
     Instant,
+    StrictBoolean,
     StrictSchema,
     Trimmed,
     no_control_characters,
@@ -50,7 +51,7 @@ class MePatchArgs(StrictSchema):
     nickname = Trimmed(validate=[validate.Length(min=1, max=32), no_control_characters])
     avatar_url = Trimmed(validate=validate.Length(min=1, max=512),
                          metadata={"description": "https on a host of AVATAR_HOSTS"})
-    on_leaderboard = fields.Boolean()
+    on_leaderboard = StrictBoolean()
 
 
 class ExportProfileSchema(StrictSchema):
