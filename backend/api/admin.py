@@ -36,7 +36,8 @@ bp = Blueprint("admin", __name__, url_prefix="/api/v1/admin", description="Organ
 
 CAMPAIGN_DOCUMENT = {"$ref": "#/components/schemas/CampaignDocument"}
 DOCUMENT_BODY = {"required": True, "content": {"application/json": {"schema": CAMPAIGN_DOCUMENT}}}
-DOCUMENT_RESPONSE = {"content": {"application/json": {"schema": CAMPAIGN_DOCUMENT}}}
+STORED_DOCUMENT = {"$ref": "#/components/schemas/StoredCampaignDocument"}
+DOCUMENT_RESPONSE = {"content": {"application/json": {"schema": STORED_DOCUMENT}}}
 TEAMS_BODY = {"required": True, "content": {
     "application/json": {"schema": {"type": "array", "items": {
         "type": "object", "required": ["key", "name"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import current_app, g, request
 from flask_smorest import Blueprint
 
-from backend.api.docs import BEARER, documents_errors
+from backend.api.docs import BEARER, IDEMPOTENCY_KEY, documents_errors
 from backend.api.writes import idempotent_write
 from backend.auth import participant_required
 from backend.clock import utcnow
@@ -133,7 +133,7 @@ def delete_me():
 @bp.response(201, PartnerLinkSchema)
 @bp.alt_response(200, schema=PartnerLinkSchema, description="already linked to me",
                  success=True)
-@bp.doc(security=BEARER)
+@bp.doc(security=BEARER, parameters=[IDEMPOTENCY_KEY])
 @documents_errors(bp, 400, 401, 403, 409, 415, 422)
 def post_partner_link(args):
     """Link my account at a partner with the single-use code it showed me, so that its

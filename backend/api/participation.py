@@ -6,7 +6,7 @@ from flask import current_app, g
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
-from backend.api.docs import BEARER, documents_errors
+from backend.api.docs import BEARER, IDEMPOTENCY_KEY, documents_errors
 from backend.api.pagination import after_cursor, page
 from backend.api.writes import idempotent_write
 from backend.auth import participant_required
@@ -36,8 +36,7 @@ from campaigns.rules import points
 
 bp = Blueprint("participation", __name__, url_prefix="/api/v1/campaigns",
                description="Taking part in a campaign")
-IDEMPOTENCY_HEADER = {"in": "header", "name": "Idempotency-Key", "required": False,
-                      "schema": {"type": "string", "minLength": 1, "maxLength": 64},
+IDEMPOTENCY_HEADER = {**IDEMPOTENCY_KEY,
                       "description": "1-64 visible ASCII characters; required on check-ins of "
                                      "count, distance and weight actions"}
 

@@ -7,7 +7,7 @@ import functools
 from flask import g, request
 from flask_smorest import Blueprint
 
-from backend.api.docs import documents_errors
+from backend.api.docs import IDEMPOTENCY_KEY, PARTNER_SIGNED, documents_errors
 from backend.api.writes import idempotent_write
 from backend.clock import utcnow
 from backend.extensions import limiter
@@ -23,16 +23,6 @@ from backend.services.partners import authenticate_partner, register_link_code
 
 bp = Blueprint("partners", __name__, url_prefix="/api/v1/partners",
                description="Partners (signed with HMAC-SHA256)")
-SIGNATURE_HEADERS = [
-    {"in": "header", "name": "X-Tanpu-Timestamp", "required": True,
-     "schema": {"type": "string"}, "description": "unix seconds, within 300 s of ours"},
-    {"in": "header", "name": "X-Tanpu-Nonce", "required": True,
-     "schema": {"type": "string", "minLength": 1, "maxLength": 64},
-     "description": "accepted once per partner"},
-    {"in": "header", "name": "X-Tanpu-Signature", "required": True,
-     "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
-     "description": "hex HMAC-SHA256(secret, timestamp + \\n + nonce + \\n + raw body)"},
-]
 
 
 def partner_signed(view):
@@ -67,7 +57,7 @@ def _reply(outcome) -> dict:
 @idempotent_write(_principal)
 @bp.arguments(TripBatchArgs)
 @bp.response(200, BatchResultSchema)
-@bp.doc(parameters=SIGNATURE_HEADERS)
+@bp.doc(security=PARTNER_SIGNED, parameters=[IDEMPOTENCY_KEY])
 @documents_errors(bp, 400, 401, 413, 415, 422, 429, 503)
 def post_trips(args, partner):
     """Trips (1-1000): each matched by unionid or a linked member_ref and credited to one
@@ -81,7 +71,7 @@ def post_trips(args, partner):
 @idempotent_write(_principal)
 @bp.arguments(RecordBatchArgs)
 @bp.response(200, BatchResultSchema)
-@bp.doc(parameters=SIGNATURE_HEADERS)
+@bp.doc(security=PARTNER_SIGNED, parameters=[IDEMPOTENCY_KEY])
 @documents_errors(bp, 400, 401, 413, 415, 422, 429, 503)
 def post_records(args, partner):
     """Records of other partner-fed actions (invoices, tickets, meetings, recycling, ETC)."""
@@ -94,7 +84,7 @@ def post_records(args, partner):
 @idempotent_write(_principal)
 @bp.arguments(LinkCodeArgs)
 @bp.response(201, LinkCodeSchema)
-@bp.doc(parameters=SIGNATURE_HEADERS)
+@bp.doc(security=PARTNER_SIGNED, parameters=[IDEMPOTENCY_KEY])
 @documents_errors(bp, 400, 401, 415, 422, 429)
 def post_link_code(args, partner):
     """Register a single-use code (valid 10 minutes) that the partner shows its logged-in
