@@ -90,6 +90,8 @@ def main() -> None:
     parser.add_argument("--redis-url", default=os.environ.get(
         "BENCH_REDIS_URL", "redis://127.0.0.1:6379/15"))
     parser.add_argument("--reuse", action="store_true", help="keep an already seeded database")
+    parser.add_argument("--cases", default="redis,sql,naive",
+                        help="which of redis, sql, naive to measure (default all)")
     parser.add_argument("--rebuild-boards", action="store_true",
                         help="with --reuse: rebuild the Redis boards first")
     args = parser.parse_args()
@@ -145,8 +147,11 @@ def main() -> None:
         participation_of = [pid for _, _, pid in people]
         week = week_start(local_today(utcnow(), "Asia/Shanghai"))
 
+    cases = set(args.cases.split(","))
     results = []
     for label, app in (("redis", with_redis), ("sql", sql_only)):
+        if label not in cases:
+            continue
         client = app.test_client()
         for period in ("total", "week"):
             picks = iter(random.Random(5).choices(range(len(tokens)), k=args.runs + 1))
@@ -164,6 +169,8 @@ def main() -> None:
 
     with sql_only.app_context():
         for period, where in (("total", ""), ("week", "AND local_date >= :week")):
+            if "naive" not in cases:
+                break
             picks = iter(random.Random(6).choices(participation_of, k=args.runs // 10 + 1))
 
             def naive(where=where, picks=picks):
@@ -181,6 +188,8 @@ def main() -> None:
         medians[label] = statistics.median(samples)
         print(f"{label:34} {medians[label]:9.2f} {percentile(samples, 0.99):9.2f}")
     for period in ("total", "week"):
+        if not {"naive", "redis", "sql"} <= cases:
+            break
         naive_ms = medians[f"naive GROUP BY, period={period}"]
         print(f"period={period}: naive / redis median = "
               f"{naive_ms / medians[f'redis board, period={period}']:.1f}x, "
