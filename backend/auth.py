@@ -57,7 +57,9 @@ def decode_token(token: str) -> dict:
         raise ApiError(401, "auth.token_expired") from None
     except jwt.PyJWTError:
         raise ApiError(401, "auth.token_invalid") from None
-    if claims.get("typ") not in TOKEN_TYPES or not isinstance(claims.get("ver"), int):
+    version = claims.get("ver")
+    if claims.get("typ") not in TOKEN_TYPES or not isinstance(version, int) \
+            or isinstance(version, bool):
         raise ApiError(401, "auth.token_invalid")
     try:
         claims["sub"] = int(claims["sub"])

@@ -85,9 +85,18 @@ def _strict_int(**kwargs) -> fields.Integer:
     return fields.Integer(strict=True, **kwargs)
 
 
+class _StrictBoolean(fields.Boolean):
+    """Only JSON/YAML true and false: marshmallow would otherwise take "yes", "on", and 1 or
+    1.0 (which equal True in Python, so even truthy={True} lets them through)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
 def _strict_bool(**kwargs) -> fields.Boolean:
-    # Only JSON/YAML true and false: marshmallow would otherwise take "yes", 1, "on", ...
-    return fields.Boolean(truthy={True}, falsy={False}, **kwargs)
+    return _StrictBoolean(**kwargs)
 
 
 def _check_timezone(value: str) -> None:

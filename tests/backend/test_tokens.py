@@ -67,6 +67,16 @@ def test_token_signed_with_another_key_is_invalid(client, login):
     assert error_code(response) == (401, "auth.token_invalid")
 
 
+def test_a_version_that_is_not_an_integer_is_invalid(client, login, secret_key):
+    alice = login("alice")
+    exp = int((datetime.now(UTC) + timedelta(hours=1)).timestamp())
+    for version in (True, "1", 1.0):
+        claims = {"typ": "participant", "sub": str(alice.user_id), "ver": version, "exp": exp}
+        token = jwt.encode(claims, secret_key, algorithm="HS256")
+        response = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+        assert error_code(response) == (401, "auth.token_invalid"), version
+
+
 def test_raising_the_version_revokes_old_tokens(app, client, login):
     alice = login("alice")
     assert client.get("/api/v1/me", headers=alice.headers).status_code == 200

@@ -127,6 +127,8 @@ INVALID = [
      "revisions.0.actions.0.key"),                                    # not counted here
     ([("revisions", [{"effective_from": "2022-02-01", "actions": []}])], "revisions.0.actions"),
     ([("join.invite_code", 1234)], "join.invite_code"),
+    ([("dashboard.public", 1)], "dashboard.public"),                  # 1 == True in Python
+    ([("rules.car_free_day_max", 0.0)], "rules.car_free_day_max"),
     ([("name", None)], "name"),
     ([("slug", None)], "slug"),
 ]
