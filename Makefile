@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 
-.PHONY: run test lint setup setup-dev migrate demo clean
+.PHONY: run test lint setup setup-dev migrate demo clean bench
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required"; exit 1; }
@@ -35,6 +35,11 @@ run: demo
 
 test: setup-dev
 	FLASK_SKIP_DOTENV=1 $(BIN)/pytest $(PYTEST_ARGS)
+
+# The evening-peak benchmark (bench/README.md): its own PostgreSQL database bench_peak and
+# Redis db 8, dropped and recreated; about 15 minutes; not part of `make test`.
+bench: setup-dev
+	FLASK_SKIP_DOTENV=1 $(BIN)/python bench/peak.py $(BENCH_ARGS)
 
 lint: setup-dev
 	$(BIN)/ruff check .
