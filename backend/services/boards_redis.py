@@ -120,18 +120,21 @@ class RedisBoards:
         the board, else None."""
         pipe = self.client.pipeline(transaction=False)
         pipe.get(watermark_key(campaign_id))
-        pipe.zrevrange(key, 0, limit - 1, withscores=True)
+        if limit > 0:  # ZREVRANGE 0 -1 would be the whole board
+            pipe.zrevrange(key, 0, limit - 1, withscores=True)
         if member_id is not None:
             self._mine(keys=[key, key + ":m"], args=[member_id], client=pipe)
-        replies = pipe.execute()
-        watermark = int(replies[0]) if replies[0] is not None else -1
+        replies = iter(pipe.execute())
+        watermark = next(replies)
+        watermark = int(watermark) if watermark is not None else -1
         top = []
-        for member, score in replies[1]:
+        for member, score in (next(replies) if limit > 0 else ()):
             decoded_id, seq = decode_member(member)
             top.append((decoded_id, int(score), seq))
         mine = None
-        if member_id is not None and replies[2]:
-            member, position, score = replies[2]
+        found = next(replies) if member_id is not None else None
+        if found:
+            member, position, score = found
             mine = (int(position) + 1, int(score), decode_member(member)[1])
         return watermark, top, mine
 
