@@ -66,19 +66,23 @@ def redis_boards() -> RedisBoards | None:
     return boards
 
 
-def board_context(slug: str, user: User | None) -> tuple[Campaign, int, Participation | None]:
-    """A published campaign, its chain head and my participation, in one query (the board is
-    the most read endpoint); 404 for unknown and unpublished campaigns alike."""
+def board_context(slug: str, user_id: int | None) -> tuple:
+    """(campaign, chain head, the user's participation, the user row) in one query: the board
+    is the most read endpoint. 404 for unknown and unpublished campaigns alike."""
     query = (select(Campaign, CampaignLedger.head_seq)
              .join(CampaignLedger, CampaignLedger.campaign_id == Campaign.id)
              .where(Campaign.slug == slug))
-    if user is not None:
-        query = query.add_columns(Participation).outerjoin(Participation, and_(
-            Participation.campaign_id == Campaign.id, Participation.user_id == user.id))
+    if user_id is not None:
+        query = (query.add_columns(Participation, User)
+                 .outerjoin(Participation, and_(Participation.campaign_id == Campaign.id,
+                                                Participation.user_id == user_id))
+                 .outerjoin(User, User.id == user_id))
     row = db.session.execute(query).one_or_none()
     if row is None or row[0].status != "published":
         raise ApiError(404, "not_found")
-    return row[0], row[1], row[2] if user is not None else None
+    if user_id is None:
+        return row[0], row[1], None, None
+    return row[0], row[1], row[2], row[3]
 
 
 def _start_label(period: str, start: date | None) -> str:
