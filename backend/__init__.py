@@ -40,6 +40,9 @@ def create_app(config: Mapping | None = None, environ: Mapping | None = None) ->
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     app.config["RATELIMIT_ENABLED"] = app.config["RATE_LIMITS_ENABLED"]
     app.config["RATELIMIT_STORAGE_URI"] = app.config["REDIS_URL"] or "memory://"
+    # Redis down must not fail logins and intake (a 500): the limits then hold in memory, per
+    # process, until Redis answers again.
+    app.config["RATELIMIT_IN_MEMORY_FALLBACK_ENABLED"] = True
 
     db.init_app(app)
     migrate.init_app(app, db, directory=_migrations_directory())
