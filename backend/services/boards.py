@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta
 import redis
 from flask import current_app, g
 from sqlalchemy import and_, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from backend.errors import ApiError
 from backend.extensions import db, redis_holder
@@ -150,7 +151,8 @@ def refresh_member(boards: RedisBoards, pipe, campaign: Campaign, participation:
 
 def apply_entries(entries: list[tuple[int, int, date, int]]) -> None:
     """After commit: put these entries' effects on the Redis boards and advance the
-    watermarks. Redis failing only leaves the boards behind (reads fall back to SQL)."""
+    watermarks. Redis or the database failing here only leaves the boards behind (reads fall
+    back to SQL and replay): the write itself is committed and must be answered as such."""
     boards = redis_boards()
     if boards is None or not entries:
         return
@@ -165,8 +167,10 @@ def apply_entries(entries: list[tuple[int, int, date, int]]) -> None:
         pipe.execute()
         for campaign_id, seqs in by_campaign.items():
             boards.advance(campaign_id, seqs)
-    except redis.RedisError as error:
-        log.warning("leaderboards: redis update failed (%s)", type(error).__name__)
+    except (redis.RedisError, SQLAlchemyError) as error:
+        db.session.rollback()
+        log.warning("leaderboards: board update after commit failed (%s)",
+                    type(error).__name__)
 
 
 def replay_missing(campaign_id: int, upto_seq: int) -> None:
@@ -191,7 +195,8 @@ def replay_missing(campaign_id: int, upto_seq: int) -> None:
             apply_entries([tuple(row) for row in rows])
         finally:
             lock.release()
-    except redis.RedisError as error:
+    except (redis.RedisError, SQLAlchemyError) as error:
+        db.session.rollback()
         log.warning("leaderboards: replay failed (%s)", type(error).__name__)
 
 

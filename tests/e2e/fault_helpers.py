@@ -465,13 +465,8 @@ def wait_for_board_source(server: LiveServer, slug: str, source: str, timeout: f
         time.sleep(0.3)
 
 
-# The bug the PostgreSQL tests meet (reported, not fixed here): the board update after a
-# check-in's commit (an after_request hook) reads the database; if the database went away just
-# after the commit, its OperationalError escapes and the committed check-in is answered 500.
-AFTER_COMMIT_BUG_FRAME = "in apply_appended_entries"
 GUNICORN_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d ")
 ACCESS_LINE = re.compile(r'"(?:GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS) [^"]*" \d{3} ')
-CHECKIN_500 = re.compile(r'"POST /api/v1/campaigns/[^/ ]+/checkins HTTP/1\.1" 500 ')
 
 
 def _masked(line: str) -> str:
@@ -495,22 +490,11 @@ def _blocks(text: str) -> list[list[str]]:
     return blocks
 
 
-def server_log_problems(server: LiveServer, after_commit_500s: int = 0) -> list[str]:
+def server_log_problems(server: LiveServer) -> list[str]:
     """Lines of the server's log that show a bug: a traceback, an unhandled exception, a 5xx
-    other than 503, a worker timeout. ``after_commit_500s`` tolerates that many check-ins
-    answered 500 by the known after-commit bug (AFTER_COMMIT_BUG_FRAME), with their
-    tracebacks, so that the rest of a test still guards everything else."""
+    other than 503, a worker timeout."""
     problems = []
-    tolerated_tracebacks = tolerated_500s = 0
     for block in _blocks(server.log_text()):
-        text = "\n".join(block)
-        if (tolerated_tracebacks < after_commit_500s and AFTER_COMMIT_BUG_FRAME in text
-                and "OperationalError" in text):
-            tolerated_tracebacks += 1
-            continue
-        if tolerated_500s < after_commit_500s and CHECKIN_500.search(text):
-            tolerated_500s += 1
-            continue
         for line in block:
             if ("Traceback" in line or "unhandled " in line or "WORKER TIMEOUT" in line
                     or ACCESS_LOG_SERVER_ERROR.search(line)):
