@@ -20,11 +20,9 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import psycopg
 import redis
 from sqlalchemy import select, text
 
@@ -36,6 +34,7 @@ from backend.models import Campaign, Participation
 from backend.services.boards_rebuild import rebuild_boards
 from backend.services.campaigns import create_campaign, publish_campaign
 from backend.services.seed import seed_campaign
+from bench.common import measure, percentile, recreate_database
 from campaigns.calendar import local_today, week_start
 from campaigns.presets import load_preset, shift_document
 
@@ -52,32 +51,6 @@ WITH totals AS (
 )
 SELECT * FROM ranked WHERE rank <= 50 OR pid = :pid ORDER BY rank
 """
-
-
-def recreate_database(url: str) -> None:
-    parts = urlsplit(url.replace("+psycopg", ""))
-    name = parts.path.lstrip("/")
-    if not name.startswith(("bench", "test")):
-        sys.exit("the benchmark database name must start with 'bench' or 'test'")
-    admin = parts._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def percentile(samples: list[float], share: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
-
-
-def measure(fn, runs: int) -> list[float]:
-    fn()  # warm up caches and connections
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - started) * 1000)
-    return samples
 
 
 def main() -> None:
@@ -113,7 +86,7 @@ def main() -> None:
                 rebuild_boards(campaign)
                 print(f"Redis boards rebuilt in {time.perf_counter() - started:.0f} s")
     else:
-        recreate_database(args.database_url)
+        recreate_database(args.database_url, ("bench", "test"))
         redis.Redis.from_url(args.redis_url).flushdb()
         with with_redis.app_context():
             from flask_migrate import upgrade

@@ -51,8 +51,9 @@ from zoneinfo import ZoneInfo
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import psycopg  # noqa: E402
 import redis  # noqa: E402
+
+from bench.common import percentile, recreate_database  # noqa: E402
 
 API = "/api/v1"
 BIN = Path(sys.executable).parent
@@ -74,17 +75,6 @@ INHERITED_PREFIXES = ("WECHAT_", "TANPU_", "FLASK_", "RATE_LIMIT")
 
 
 # -- database, environment, processes -----------------------------------------------------------
-
-def recreate_database(url: str) -> None:
-    parts = urlsplit(url.replace("+psycopg", ""))
-    name = parts.path.lstrip("/")
-    if not name.startswith("bench"):
-        sys.exit("the benchmark database name must start with 'bench'")
-    admin = parts._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
 
 def app_environ(args) -> dict[str, str]:
     """What the app, the CLI and the servers see: this bench's database and Redis only."""
@@ -493,13 +483,6 @@ class Run:
 
     def latencies(self, kind: str | None = None) -> list[float]:
         return [ms for k, ms, _ in self.samples if kind is None or k == kind]
-
-
-def percentile(samples: list[float], share: float) -> float:
-    if not samples:
-        return float("nan")
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 CLIENT_FAILURES: Counter = Counter()  # requests that got no HTTP reply, by exception type

@@ -21,11 +21,9 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import psycopg
 import redis
 from sqlalchemy import text
 
@@ -37,6 +35,7 @@ from backend.services.boards_rebuild import rebuild_boards
 from backend.services.campaigns import create_campaign, publish_campaign
 from backend.services.credentials import issue_credential
 from backend.services.seed import seed_campaign
+from bench.common import measure, percentile, recreate_database
 from campaigns.calendar import local_today
 from campaigns.presets import load_preset, shift_document
 
@@ -45,32 +44,6 @@ JSON_CASES = ("summary", "timeseries", "breakdown?by=action", "breakdown?by=team
 EXPORTS = ("export.csv", "ledger.jsonl")
 JSON_GOAL_MS = 50
 FIRST_BYTE_GOAL_MS = 200
-
-
-def recreate_database(url: str) -> None:
-    parts = urlsplit(url.replace("+psycopg", ""))
-    name = parts.path.lstrip("/")
-    if not name.startswith("bench"):
-        sys.exit("the benchmark database name must start with 'bench'")
-    admin = parts._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def percentile(samples: list[float], share: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
-
-
-def measure(fn, runs: int) -> list[float]:
-    fn()  # warm up caches and connections
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - started) * 1000)
-    return samples
 
 
 def seed(app, participants: int, entries: int) -> None:
