@@ -337,14 +337,13 @@ def _from_redis(boards: RedisBoards, campaign, board, period, start, limit, part
                   "reduction_g": mg_to_g(mg)}
         return BoardView(_individual_entries(campaign, top), me, "redis")
     rows = _team_rows(campaign, period, start)
-    names = dict(db.session.execute(select(Team.key, Team.name).where(
-        Team.campaign_id == campaign.id)).all())
+    teams = campaign_doc(campaign).teams  # cached with the document: no query for names
+    names = {team.key: team.name for team in teams.teams}
     standings = [boards_sql.Standing(team_key, metric, seq, names.get(team_key, team_key), None,
                                      rows[team_key].reduction_mg, rows[team_key].active_members)
                  for team_key, metric, seq in top if team_key in rows]
     me = None
     if member_id is not None:
-        teams = campaign_doc(campaign).teams
         row = rows.get(member_id)
         metric = _team_metric(row, teams.ranking, teams.min_active_members)
         if metric > 0:
