@@ -40,21 +40,27 @@ def action_names(campaign: Campaign, today: date) -> dict[str, str]:
         doc.methodology), day)}
 
 
-def _by_action_rows(campaign: Campaign, today: date) -> list[dict]:
-    names = action_names(campaign, today)
+def action_figures(campaign: Campaign, now: datetime) -> list[dict]:
+    """Per action of the campaign (and any other with entries): name in force today,
+    reduction, records and participants above 0 mg, largest reduction first."""
+    names = action_names(campaign, local_today(now, campaign_doc(campaign).timezone))
     stored = {row.action: row for row in db.session.scalars(
         select(CampaignAction).where(CampaignAction.campaign_id == campaign.id))}
     rows = []
     for action in dict.fromkeys([*names, *stored]):
         row = stored.get(action)
-        rows.append({"action": action, "name": names.get(action, action),
-                     "mg": row.reduction_mg if row else 0, "records": row.records if row else 0,
-                     "participants": row.participants if row else 0})
-    rows.sort(key=lambda r: (-r["mg"], r["action"]))
-    return rows
+        rows.append((-(row.reduction_mg if row else 0), action, {
+            "action": action, "name": names.get(action, action),
+            "reduction_g": mg_to_g(row.reduction_mg if row else 0),
+            "records": row.records if row else 0,
+            "participants": row.participants if row else 0}))
+    return [figures for _, _, figures in sorted(rows, key=lambda r: r[:2])]
 
 
-def summary(campaign: Campaign, now: datetime) -> dict:
+def summary(campaign: Campaign, now: datetime, by_action: list[dict] | None = None) -> dict:
+    """The reporter summary; ``by_action``: action_figures() when the caller has them."""
+    if by_action is None:
+        by_action = action_figures(campaign, now)
     ledger = db.session.get(CampaignLedger, campaign.id)
     today = local_today(now, campaign_doc(campaign).timezone)
     day = db.session.get(CampaignDay, (campaign.id, today))
@@ -64,8 +70,8 @@ def summary(campaign: Campaign, now: datetime) -> dict:
                                          "trees")},
         "active_today": day.active_participants if day else 0,
         "records": ledger.records,
-        "by_action": [{"action": r["action"], "name": r["name"], "reduction_g": mg_to_g(r["mg"]),
-                       "records": r["records"]} for r in _by_action_rows(campaign, today)],
+        "by_action": [{key: row[key] for key in ("action", "name", "reduction_g", "records")}
+                      for row in by_action],
         "as_of": now,
     }
 
@@ -93,10 +99,7 @@ def breakdown(campaign: Campaign, by: str, now: datetime) -> list[dict]:
     """Per action, or per team (plus a ``team: null`` row for participants without a team when
     they have any activity); ``participants`` are those above 0 mg in it."""
     if by == "action":
-        today = local_today(now, campaign_doc(campaign).timezone)
-        return [{"action": r["action"], "name": r["name"], "reduction_g": mg_to_g(r["mg"]),
-                 "records": r["records"], "participants": r["participants"]}
-                for r in _by_action_rows(campaign, today)]
+        return action_figures(campaign, now)
     totals = {team.id: (team, None) for team in db.session.scalars(
         select(Team).where(Team.campaign_id == campaign.id))}
     for row in db.session.scalars(select(TeamPeriod).where(
@@ -202,12 +205,13 @@ def dashboard_data(campaign: Campaign, now: datetime) -> dict:
     doc = campaign_doc(campaign)
     individuals = read_board(campaign, "individuals", "total", None, DASHBOARD_TOP, None, now)
     teams = read_board(campaign, "teams", "total", None, DASHBOARD_TOP, None, now)
+    by_action = action_figures(campaign, now)
     return {
         "campaign": {"slug": campaign.slug, "name": doc.name, "starts_on": doc.starts_on,
                      "ends_on": doc.ends_on, "timezone": doc.timezone},
-        "summary": summary(campaign, now),
+        "summary": summary(campaign, now, by_action),
         "timeseries": timeseries(campaign, now),
-        "by_action": breakdown(campaign, "action", now),
+        "by_action": by_action,
         "top_teams": teams.entries,
         "top_individuals": individuals.entries,
         "as_of": now,

@@ -271,36 +271,34 @@
     return td;
   }
 
-  function renderTeams(rows) {
-    var tbody = byTestId("top-teams");
-    byTestId("top-teams-empty").hidden = rows.length > 0;
+  // One top-10 table: rank, name, then the cells ``cells(row)`` returns.
+  function renderTop(name, rowTestId, rows, cells) {
+    var tbody = byTestId(name);
+    byTestId(name + "-empty").hidden = rows.length > 0;
     var trs = rows.slice(0, 10).map(function (row) {
       var tr = el("tr");
-      tr.setAttribute("data-testid", "top-team-row");
+      tr.setAttribute("data-testid", rowTestId);
       tr.setAttribute("data-rank", String(row.rank));
       tr.appendChild(rankCell(row.rank));
       tr.appendChild(whoCell(row.name));
-      tr.appendChild(numCell("row-active-members", formatCount(row.active_members)));
-      tr.appendChild(numCell("row-reduction-kg", formatKg(row.reduction_g)));
-      tr.appendChild(numCell("row-total-kg", formatKg(row.total_g)));
+      cells(row).forEach(function (cell) { tr.appendChild(cell); });
       return tr;
     });
     tbody.replaceChildren.apply(tbody, trs);
   }
 
-  function renderIndividuals(rows) {
-    var tbody = byTestId("top-individuals");
-    byTestId("top-individuals-empty").hidden = rows.length > 0;
-    var trs = rows.slice(0, 10).map(function (row) {
-      var tr = el("tr");
-      tr.setAttribute("data-testid", "top-individual-row");
-      tr.setAttribute("data-rank", String(row.rank));
-      tr.appendChild(rankCell(row.rank));
-      tr.appendChild(whoCell(row.name));
-      tr.appendChild(numCell("row-reduction-kg", formatKg(row.reduction_g)));
-      return tr;
+  function renderTeams(rows) {
+    renderTop("top-teams", "top-team-row", rows, function (row) {
+      return [numCell("row-active-members", formatCount(row.active_members)),
+              numCell("row-reduction-kg", formatKg(row.reduction_g)),
+              numCell("row-total-kg", formatKg(row.total_g))];
     });
-    tbody.replaceChildren.apply(tbody, trs);
+  }
+
+  function renderIndividuals(rows) {
+    renderTop("top-individuals", "top-individual-row", rows, function (row) {
+      return [numCell("row-reduction-kg", formatKg(row.reduction_g))];
+    });
   }
 
   function asOfText(asOf) {
