@@ -62,12 +62,12 @@ def parse_created_dt(text: str) -> datetime:
                     int(text[14:16]), int(text[17:19]), int(text[20:26]), tzinfo=UTC)
 
 
-def make_line(prev_hash: str, *, seq: int, campaign: str, participant: str, action: str,
-              local_date: date, quantity_milli: int, counted_milli: int, factor_milli: int,
-              reduction_mg: int, source: str, source_ref: str | None, methodology_version: str,
-              created_dt: datetime) -> dict[str, object]:
-    """A complete chain line (LINE_FIELDS order) for an entry, hashed onto prev_hash."""
-    fields: dict[str, object] = {
+def entry_fields(*, seq: int, campaign: str, participant: str, action: str, local_date: date,
+                 quantity_milli: int, counted_milli: int, factor_milli: int, reduction_mg: int,
+                 source: str, source_ref: str | None, methodology_version: str,
+                 created_dt: datetime) -> dict[str, object]:
+    """An entry's hashed fields as they appear in its chain line (no prev_hash, no hash)."""
+    return {
         "seq": seq,
         "campaign": campaign,
         "participant": participant,
@@ -82,6 +82,12 @@ def make_line(prev_hash: str, *, seq: int, campaign: str, participant: str, acti
         "methodology_version": methodology_version,
         "created_dt": format_created_dt(created_dt),
     }
+
+
+def make_line(prev_hash: str, **entry) -> dict[str, object]:
+    """A complete chain line (LINE_FIELDS order) for an entry (entry_fields' arguments),
+    hashed onto prev_hash."""
+    fields = entry_fields(**entry)
     problem = line_problem({**fields, "prev_hash": prev_hash, "hash": GENESIS})
     if problem:
         raise ValueError(problem)

@@ -16,9 +16,8 @@ from backend.services.campaigns import campaign_doc
 from backend.services.ledger import lock_ledgers
 from backend.services.rebuild import rebuild_projections
 from campaigns.calendar import local_today
-from campaigns.decimals import format_milli
 from campaigns.document import effective_actions
-from campaigns.ledger import entry_hash, format_created_dt
+from campaigns.ledger import entry_fields, entry_hash
 from campaigns.methodology import load_methodology
 from campaigns.rules import counted, credit_mg
 
@@ -64,7 +63,6 @@ def seed_campaign(campaign: Campaign, participants: int, entries_each: int, seed
     days = [doc.starts_on + timedelta(days=i) for i in range((last_day - doc.starts_on).days + 1)]
     rules = {day: [r for r in effective_actions(doc, methodology, day)] for day in days}
     team_ids = [team.id for team in campaign.teams]
-    created = format_created_dt(now)
     appended = 0
     for first in range(0, participants, CHUNK):
         count = min(CHUNK, participants - first)
@@ -94,16 +92,12 @@ def seed_campaign(campaign: Campaign, participants: int, entries_each: int, seed
                 counted_milli = counted(quantity, rule.cap_milli, rule.min_milli)
                 mg = credit_mg(counted_milli, rule.factor_milli)
                 seq += 1
-                fields = {
-                    "seq": seq, "campaign": campaign.slug, "participant": pid,
-                    "action": rule.key, "local_date": day.isoformat(),
-                    "quantity": format_milli(quantity),
-                    "counted_quantity": format_milli(counted_milli),
-                    "factor_g_per_unit": format_milli(rule.factor_milli), "reduction_mg": mg,
-                    "source": "checkin", "source_ref": None,
-                    "methodology_version": rule.methodology_version, "created_dt": created,
-                }
-                digest = entry_hash(head, fields)
+                digest = entry_hash(head, entry_fields(
+                    seq=seq, campaign=campaign.slug, participant=pid, action=rule.key,
+                    local_date=day, quantity_milli=quantity, counted_milli=counted_milli,
+                    factor_milli=rule.factor_milli, reduction_mg=mg, source="checkin",
+                    source_ref=None, methodology_version=rule.methodology_version,
+                    created_dt=now))
                 rows.append({
                     "campaign_id": campaign.id, "seq": seq, "participation_id": ids[pid],
                     "pid": pid, "action": rule.key, "local_date": day,

@@ -17,8 +17,7 @@ from sqlalchemy import func, select, update
 
 from backend.extensions import db
 from backend.models import Campaign, CampaignLedger, LedgerEntry, Participation
-from campaigns.decimals import format_milli
-from campaigns.ledger import GENESIS, ChainVerifier, format_created_dt
+from campaigns.ledger import GENESIS, ChainVerifier, entry_fields
 
 BATCH = 5000
 INCREMENTAL_EVERY = timedelta(minutes=1)
@@ -43,17 +42,13 @@ class Verification:
 def line_of(row, campaign_slug: str) -> dict:
     """A stored entry (a LedgerEntry, or a row of LINE_COLUMNS) as its chain line (API.md
     "Ledger chain"), with the hashes as stored: what a verifier must be able to recompute."""
-    return {
-        "seq": row.seq, "campaign": campaign_slug, "participant": row.pid,
-        "action": row.action, "local_date": row.local_date.isoformat(),
-        "quantity": format_milli(row.quantity_milli),
-        "counted_quantity": format_milli(row.counted_milli),
-        "factor_g_per_unit": format_milli(row.factor_milli),
-        "reduction_mg": row.reduction_mg, "source": row.source, "source_ref": row.source_ref,
-        "methodology_version": row.methodology_version,
-        "created_dt": format_created_dt(row.created_dt),
-        "prev_hash": row.prev_hash, "hash": row.hash,
-    }
+    return {**entry_fields(
+        seq=row.seq, campaign=campaign_slug, participant=row.pid, action=row.action,
+        local_date=row.local_date, quantity_milli=row.quantity_milli,
+        counted_milli=row.counted_milli, factor_milli=row.factor_milli,
+        reduction_mg=row.reduction_mg, source=row.source, source_ref=row.source_ref,
+        methodology_version=row.methodology_version, created_dt=row.created_dt),
+        "prev_hash": row.prev_hash, "hash": row.hash}
 
 
 def entry_rows(campaign_id: int, after_seq: int, upto_seq: int, *extra, batch: int = BATCH,
