@@ -759,11 +759,13 @@ def prepare_werun(app, people: list[Person], seed: int) -> None:
 def count_round_trips(app, slug: str, person: Person, tally: Tally) -> list[tuple]:
     """Send one request of each kind through the WSGI app in-process (same database, Redis
     and settings) and count what reaches PostgreSQL: pool checkouts (each a pre-ping round
-    trip), statements, commits, and the statements run while the chain head is locked (from
-    the ``FOR UPDATE`` on campaign_ledgers to the commit). Reductions go into ``tally``."""
+    trip), round trips (a statement, or a pipeline of several), statements, commits, and the
+    round trips while the chain head is locked (from the ``FOR UPDATE`` on campaign_ledgers
+    to the commit, which is one of them). Reductions go into ``tally``."""
     from sqlalchemy import event
 
     from backend.extensions import db
+    from backend.services import statements as pipelines
 
     with app.app_context():
         engine = db.engine
@@ -778,9 +780,13 @@ def count_round_trips(app, slug: str, person: Person, tally: Tally) -> list[tupl
     def on_checkout(dbapi_connection, record, proxy):
         log.append("CHECKOUT")
 
+    def on_pipeline(count):
+        log.append(f"PIPELINE {count}")
+
     event.listen(engine, "before_cursor_execute", on_statement)
     event.listen(engine, "commit", on_commit)
     event.listen(engine.pool, "checkout", on_checkout)
+    pipelines.pipeline_listeners.append(on_pipeline)
     client = app.test_client()
     base = f"{API}/campaigns/{slug}"
     payload = person.payloads[min(person.next_payload, len(person.payloads) - 1)]
@@ -808,19 +814,22 @@ def count_round_trips(app, slug: str, person: Person, tally: Tally) -> list[tupl
                 tally.werun_syncs += 1
                 tally.werun_added_mg += to_mg(reply["added_reduction_g"])
                 tally.accepted_mg += to_mg(reply["added_reduction_g"])
-            statements = [entry for entry in log if entry not in ("COMMIT", "CHECKOUT")]
+            trips = [entry for entry in log if entry not in ("COMMIT", "CHECKOUT")]
+            statements = sum(int(entry.split()[1]) if entry.startswith("PIPELINE ") else 1
+                             for entry in trips)
             lock = next((i for i, entry in enumerate(log) if "campaign_ledgers" in entry
                          and "FOR UPDATE" in entry), None)
-            under_lock = 0
+            under_lock = None
             if lock is not None:
                 end = log.index("COMMIT", lock) if "COMMIT" in log[lock:] else len(log)
-                under_lock = sum(1 for entry in log[lock + 1:end] if entry != "CHECKOUT")
-            rows.append((label, log.count("CHECKOUT"), len(statements), log.count("COMMIT"),
-                         under_lock if lock is not None else None))
+                under_lock = 1 + sum(1 for entry in log[lock + 1:end] if entry != "CHECKOUT")
+            rows.append((label, log.count("CHECKOUT"), len(trips), statements,
+                         log.count("COMMIT"), under_lock))
     finally:
         event.remove(engine, "before_cursor_execute", on_statement)
         event.remove(engine, "commit", on_commit)
         event.remove(engine.pool, "checkout", on_checkout)
+        pipelines.pipeline_listeners.remove(on_pipeline)
     return rows
 
 
@@ -1115,13 +1124,13 @@ def main() -> None:
               f"{verdict(errors == 0 and all_errors == 0)}")
     if trips:
         print("\nPostgreSQL work of one request (in-process, after the load); each checkout is a "
-              "pre-ping round trip, and psycopg sends BEGIN before a transaction's first "
-              "statement")
-        print(f"  {'request':30} {'checkouts':>9} {'statements':>10} {'commits':>7} "
-              f"{'statements under the chain-head lock':>38}")
-        for label, checkouts, statements, commits, under_lock in trips:
-            print(f"  {label:30} {checkouts:9d} {statements:10d} {commits:7d} "
-                  f"{'-' if under_lock is None else under_lock:>38}")
+              "pre-ping round trip, psycopg sends BEGIN before a transaction's first "
+              "statement, and a pipeline of several statements is one round trip")
+        print(f"  {'request':30} {'checkouts':>9} {'round trips':>11} {'statements':>10} "
+              f"{'commits':>7} {'round trips under the head lock (with COMMIT)':>46}")
+        for label, checkouts, round_trips, statements, commits, under_lock in trips:
+            print(f"  {label:30} {checkouts:9d} {round_trips:11d} {statements:10d} "
+                  f"{commits:7d} {'-' if under_lock is None else under_lock:>46}")
     print("\nnothing lost, nothing doubled")
     print(f"  flask ledger verify {slug}: exit {verify.returncode} "
           f"({verify.stdout.strip().splitlines()[-1] if verify.stdout.strip() else ''})")

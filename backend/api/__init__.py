@@ -21,6 +21,7 @@ from backend.api import (
 )
 from backend.api.docs import TanpuApi, new_api, register_schemas, register_security_schemes
 from backend.api.media import check_media_type
+from backend.api.reads import begin_reads_without_transaction
 from backend.services.boards import apply_appended_entries
 
 API_TITLE = "Tanpu"
@@ -67,5 +68,6 @@ def register_api(app: Flask) -> TanpuApi:
         api.register_blueprint(blueprint)
     app.register_blueprint(docs_assets)
     app.before_request(check_media_type)
+    app.before_request(begin_reads_without_transaction)
     app.after_request(apply_appended_entries)
     return api

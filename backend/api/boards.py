@@ -8,6 +8,7 @@ from flask import after_this_request, current_app
 from flask_smorest import Blueprint
 
 from backend.api.docs import BEARER, documents_errors
+from backend.api.reads import reads_only
 from backend.auth import bearer_token, current_principal, decode_token
 from backend.clock import utcnow
 from backend.errors import ApiError
@@ -30,6 +31,7 @@ SOURCE_HEADER = {"X-Tanpu-Board-Source": {"description": "redis or sql",
 
 
 @bp.route("/<slug>/leaderboards/<board>", methods=["GET"])
+@reads_only
 @bp.arguments(LeaderboardArgs, location="query")
 @bp.response(200, LeaderboardSchema, headers=SOURCE_HEADER)
 @bp.doc(security=[{}, *BEARER])

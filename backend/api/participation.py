@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from backend.api.docs import BEARER, IDEMPOTENCY_KEY, documents_errors
 from backend.api.pagination import after_cursor, page
+from backend.api.reads import reads_only
 from backend.api.writes import idempotent_write
 from backend.auth import participant_required
 from backend.clock import utcnow
@@ -121,6 +122,7 @@ def list_checkins(args, slug):
 
 
 @bp.route("/<slug>/me", methods=["GET"])
+@reads_only
 @participant_required
 @bp.response(200, MyCampaignSchema)
 @bp.doc(security=BEARER)

@@ -37,6 +37,7 @@ from backend.services.freeze import (
     frozen_teams,
     frozen_top,
 )
+from backend.services.projections import MemberScores, team_metric
 from campaigns.calendar import week_start
 from campaigns.decimals import mg_to_g
 
@@ -115,60 +116,61 @@ def redis_current(boards: RedisBoards, campaign: Campaign, now: datetime,
     return watermark >= head_seq or watermark >= settled_seq(campaign, now)
 
 
-def _team_metric(row: TeamPeriod | None, ranking: str, min_active: int) -> int:
-    if row is None or row.active_members < max(min_active, 1) or row.reduction_mg <= 0:
-        return 0
-    return row.reduction_mg // row.active_members if ranking == "average" else row.reduction_mg
+def queue_scores(boards: RedisBoards, pipe, scores: MemberScores) -> None:
+    """Queue the absolute scores of one participant (and their team) on the boards of the
+    total, the day and its week."""
+    starts = {"total": None, "day": scores.day, "week": week_start(scores.day)}
+    for period, (mg, seq) in scores.individual.items():
+        key = board_key(scores.campaign_id, "individuals", period,
+                        _start_label(period, starts[period]))
+        boards.set_score(pipe, key, scores.pid, mg, seq)
+    for period, (metric, seq) in scores.team.items():
+        key = board_key(scores.campaign_id, "teams", period, _start_label(period, starts[period]))
+        boards.set_score(pipe, key, scores.team_key, metric, seq)
 
 
 def refresh_member(boards: RedisBoards, pipe, campaign: Campaign, participation: Participation,
                    day: date) -> None:
-    """Queue the absolute scores of one participant (and their team) on the boards of the
-    total, the day and its week, read from the SQL projections."""
+    """Queue one participant's scores for ``day`` read from the SQL projections."""
     visible = participation.on_board
     week = week_start(day)
     day_row = db.session.get(ParticipantDay, (participation.id, day))
     week_row = db.session.get(ParticipantWeek, (participation.id, week))
-    for period, start, mg, seq in (
-        ("total", None, participation.reduction_mg, participation.reached_seq),
-        ("day", day, day_row.reduction_mg if day_row else 0, day_row.reached_seq if day_row else 0),
-        ("week", week, week_row.reduction_mg if week_row else 0,
-         week_row.reached_seq if week_row else 0),
-    ):
-        key = board_key(campaign.id, "individuals", period, _start_label(period, start))
-        boards.set_score(pipe, key, participation.pid, mg if visible and mg > 0 else 0, seq)
-    if participation.team_id is None:
-        return
-    teams = campaign_doc(campaign).teams
-    team = db.session.get(Team, participation.team_id)
-    for period, start in (("total", None), ("day", day), ("week", week)):
-        row = db.session.get(TeamPeriod, (team.id, period,
-                                          TOTAL_PERIOD_START if start is None else start))
-        metric = _team_metric(row, teams.ranking, teams.min_active_members)
-        key = board_key(campaign.id, "teams", period, _start_label(period, start))
-        boards.set_score(pipe, key, team.key, metric, row.reached_seq if row else 0)
+    individual = {}
+    for period, row in (("total", participation), ("day", day_row), ("week", week_row)):
+        mg, seq = (row.reduction_mg, row.reached_seq) if row is not None else (0, 0)
+        individual[period] = (mg if visible and mg > 0 else 0, seq)
+    team_key, team = None, {}
+    if participation.team_id is not None:
+        teams = campaign_doc(campaign).teams
+        team_key = db.session.get(Team, participation.team_id).key
+        for period, start in (("total", TOTAL_PERIOD_START), ("day", day), ("week", week)):
+            row = db.session.get(TeamPeriod, (participation.team_id, period, start))
+            team[period] = (team_metric(row, teams.ranking, teams.min_active_members),
+                            row.reached_seq if row else 0)
+    queue_scores(boards, pipe, MemberScores(campaign.id, day, participation.pid, individual,
+                                            team_key, team))
 
 
-def apply_entries(entries: list[tuple[int, int, date, int]]) -> None:
-    """After commit: put these entries' effects on the Redis boards and advance the
-    watermarks. Redis or the database failing here only leaves the boards behind (reads fall
-    back to SQL and replay): the write itself is committed and must be answered as such."""
+def apply_entries(batches: list[tuple[list[MemberScores], list[tuple[int, int]]]]) -> None:
+    """After commit: put the scores an append returned on the Redis boards (no re-read) and
+    mark its seqs applied. Redis failing here only leaves the boards behind (reads fall back
+    to SQL and replay): the write itself is committed and must be answered as such."""
     boards = redis_boards()
-    if boards is None or not entries:
+    if boards is None or not batches:
         return
     try:
         by_campaign: dict[int, list[int]] = {}
         pipe = boards.client.pipeline(transaction=False)
-        for campaign_id, participation_id, day, seq in entries:
-            campaign = db.session.get(Campaign, campaign_id)
-            participation = db.session.get(Participation, participation_id)
-            refresh_member(boards, pipe, campaign, participation, day)
-            by_campaign.setdefault(campaign_id, []).append(seq)
+        for scores, seqs in batches:
+            for member in scores:
+                queue_scores(boards, pipe, member)
+            for campaign_id, seq in seqs:
+                by_campaign.setdefault(campaign_id, []).append(seq)
         pipe.execute()
         for campaign_id, seqs in by_campaign.items():
             boards.advance(campaign_id, seqs)
-    except (redis.RedisError, SQLAlchemyError) as error:
-        db.session.rollback()
+    except redis.RedisError as error:
         log.warning("leaderboards: board update after commit failed (%s)",
                     type(error).__name__)
 
@@ -187,12 +189,18 @@ def replay_missing(campaign_id: int, upto_seq: int) -> None:
         try:
             start = max(boards.watermark(campaign_id), 0)
             rows = db.session.execute(
-                select(LedgerEntry.campaign_id, LedgerEntry.participation_id,
-                       LedgerEntry.local_date, LedgerEntry.seq)
+                select(LedgerEntry.participation_id, LedgerEntry.local_date, LedgerEntry.seq)
                 .where(LedgerEntry.campaign_id == campaign_id, LedgerEntry.seq > start,
                        LedgerEntry.seq <= upto_seq)
                 .order_by(LedgerEntry.seq).limit(REPLAY_BATCH)).all()
-            apply_entries([tuple(row) for row in rows])
+            campaign = db.session.get(Campaign, campaign_id)
+            pipe = boards.client.pipeline(transaction=False)
+            for participation_id, day, _seq in rows:
+                refresh_member(boards, pipe, campaign,
+                               db.session.get(Participation, participation_id), day)
+            pipe.execute()
+            if rows:
+                boards.advance(campaign_id, [row.seq for row in rows])
         finally:
             lock.release()
     except (redis.RedisError, SQLAlchemyError) as error:
@@ -345,7 +353,7 @@ def _from_redis(boards: RedisBoards, campaign, board, period, start, limit, part
     me = None
     if member_id is not None:
         row = rows.get(member_id)
-        metric = _team_metric(row, teams.ranking, teams.min_active_members)
+        metric = team_metric(row, teams.ranking, teams.min_active_members)
         if metric > 0:
             me = {"rank": boards.rank(key, member_id, metric, row.reached_seq, member),
                   "reduction_g": mg_to_g(metric)}
@@ -360,7 +368,8 @@ def apply_appended_entries(response):
     return response
 
 
-def total_rank(campaign: Campaign, participation: Participation, now: datetime) -> int:
+def total_rank(campaign: Campaign, participation: Participation, now: datetime,
+               head_seq: int | None = None) -> int:
     """My rank on the campaign's total board (1 + the visible participants ahead; after the
     freeze, ahead on the frozen board)."""
     freeze = freeze_instant(campaign, now)
@@ -373,7 +382,7 @@ def total_rank(campaign: Campaign, participation: Participation, now: datetime) 
         try:
             key = board_key(campaign.id, "individuals", "total", "all")
             watermark, _, member = boards.snapshot(campaign.id, key, 0, participation.pid)
-            if redis_current(boards, campaign, now, watermark):
+            if redis_current(boards, campaign, now, watermark, head_seq):
                 return boards.rank(key, participation.pid, participation.reduction_mg,
                                    participation.reached_seq, member)
         except redis.RedisError as error:
@@ -424,7 +433,7 @@ def _frozen(campaign, board, period, start, limit, participation) -> BoardView:
         team = db.session.get(Team, participation.team_id)
         teams = campaign_doc(campaign).teams
         row = _team_rows(campaign, period, start).get(team.key)
-        metric = _team_metric(row, teams.ranking, teams.min_active_members)
+        metric = team_metric(row, teams.ranking, teams.min_active_members)
         if metric > 0:
             mine = (-metric, row.reached_seq, team.key)
             ahead = sum(1 for s in standings if s.member != team.key and s.order < mine)

@@ -18,9 +18,10 @@ from backend.models import (
     Team,
     TeamPeriod,
 )
-from backend.services.boards import _team_metric, redis_boards, replay_missing
+from backend.services.boards import redis_boards, replay_missing
 from backend.services.boards_redis import PREFIX, board_key, encode_member, watermark_key
 from backend.services.campaigns import campaign_doc
+from backend.services.projections import team_metric
 
 BATCH = 10_000
 ABANDONED_SECONDS = 3600
@@ -46,7 +47,7 @@ def _team_rows(campaign: Campaign):
             select(Team.key, TeamPeriod.period, TeamPeriod.period_start, TeamPeriod)
             .join(TeamPeriod, TeamPeriod.team_id == Team.id)
             .where(Team.campaign_id == campaign.id)):
-        metric = _team_metric(row, teams.ranking, teams.min_active_members)
+        metric = team_metric(row, teams.ranking, teams.min_active_members)
         if metric > 0:
             label = "all" if period == "total" else start.isoformat()
             yield period, label, key, metric, row.reached_seq

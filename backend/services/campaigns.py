@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -11,6 +10,7 @@ from backend.errors import ApiError, validation_error
 from backend.extensions import db
 from backend.models import Campaign, LedgerEntry, Participation, Team
 from backend.services.audit import record_audit
+from backend.services.documents import campaign_doc
 from backend.services.ledger import new_ledger
 from campaigns.calendar import local_today
 from campaigns.document import CampaignDoc, DocumentInvalid, dump_campaign, parse_campaign
@@ -38,24 +38,6 @@ def touch_document(campaign: Campaign) -> None:
     campaign.updated_dt = utcnow()
     if campaign.id is not None:
         campaign.doc_version = Campaign.doc_version + 1
-
-
-def campaign_doc(campaign: Campaign) -> CampaignDoc:
-    """The campaign as a validated document (teams from their rows), cached per app (one
-    database) and document version."""
-    cache = current_app.extensions.setdefault("tanpu_campaign_docs", {})
-    version = (campaign.id, campaign.doc_version)
-    cached = cache.get(version)
-    if cached is not None:
-        return cached
-    data = dict(campaign.settings)
-    data["teams"] = {**data["teams"], "list": [{"key": t.key, "name": t.name}
-                                              for t in campaign.teams]}
-    doc = parse_campaign(data)
-    if len(cache) > 256:
-        cache.clear()
-    cache[version] = doc
-    return doc
 
 
 def campaign_document(campaign: Campaign) -> dict:

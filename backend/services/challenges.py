@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from backend.extensions import db
 from backend.models import (
@@ -16,56 +17,74 @@ from backend.models import (
     Participation,
 )
 from backend.services.campaigns import campaign_doc
+from backend.services.statements import run_together
 from campaigns.calendar import local_today
 from campaigns.challenges import Facts, progress, target
 from campaigns.decimals import mg_to_g
 
 
-def facts_of(participation: Participation) -> Facts:
-    """Two grouped queries over the participant's own rows."""
-    day_counted = {(action, day): int(milli) for action, day, milli in db.session.execute(
+def _facts_queries(participation_id: int) -> tuple:
+    """Two grouped queries over the participant's own rows: counted per (action, day), and
+    records that counted something per action."""
+    return (
         select(DayActionTotal.action, DayActionTotal.local_date,
                func.sum(DayActionTotal.counted_milli))
-        .where(DayActionTotal.participation_id == participation.id)
-        .group_by(DayActionTotal.action, DayActionTotal.local_date))}
-    records = dict(db.session.execute(
+        .where(DayActionTotal.participation_id == participation_id)
+        .group_by(DayActionTotal.action, DayActionTotal.local_date),
         select(LedgerEntry.action, func.count())
-        .where(LedgerEntry.participation_id == participation.id,
+        .where(LedgerEntry.participation_id == participation_id,
                LedgerEntry.source != "reversal", LedgerEntry.counted_milli > 0)
-        .group_by(LedgerEntry.action)).all())
-    return Facts(day_counted, records, participation.reduction_mg)
+        .group_by(LedgerEntry.action),
+    )
+
+
+def _facts(participation: Participation, day_rows, record_rows) -> Facts:
+    return Facts({(action, day): int(milli) for action, day, milli in day_rows},
+                 {action: count for action, count in record_rows},
+                 participation.reduction_mg)
 
 
 def record_completions(participation: Participation, campaign: Campaign, now: datetime) -> None:
-    """Record every challenge the participant has now completed, once. Flushes."""
+    """Record every challenge the participant has now completed, once: the completions and
+    the facts are read in one round trip (this runs under the chain-head lock). Flushes."""
     doc = campaign_doc(campaign)
     if not doc.challenges or participation.disqualified_dt is not None:
         return
-    done = set(db.session.scalars(select(ChallengeCompletion.challenge_key).where(
-        ChallengeCompletion.participation_id == participation.id)))
+    done, day_rows, record_rows = run_together([
+        select(ChallengeCompletion.challenge_key)
+        .where(ChallengeCompletion.participation_id == participation.id),
+        *_facts_queries(participation.id)])
+    done = {key for (key,) in done}
     pending = [c for c in doc.challenges if c.key not in done]
     if not pending:
         return
-    facts, today = facts_of(participation), local_today(now, doc.timezone)
-    for challenge in pending:
-        if progress(challenge, facts, today) < target(challenge):
-            continue
-        try:
-            with db.session.begin_nested():
-                db.session.add(ChallengeCompletion(
-                    participation_id=participation.id, challenge_key=challenge.key,
-                    campaign_id=campaign.id, completed_dt=now))
-        except IntegrityError:  # completed by a concurrent request: recorded once
-            pass
+    facts, today = _facts(participation, day_rows, record_rows), local_today(now, doc.timezone)
+    completed = [{"participation_id": participation.id, "challenge_key": challenge.key,
+                  "campaign_id": campaign.id, "completed_dt": now}
+                 for challenge in pending if progress(challenge, facts, today) >= target(challenge)]
+    if completed:  # a concurrent request may have recorded one: recorded once
+        table = ChallengeCompletion.__table__
+        insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        db.session.execute(insert(table).values(completed).on_conflict_do_nothing())
 
 
-def challenge_view(participation: Participation, campaign: Campaign, now: datetime):
-    """(challenges, badges) of GET /campaigns/{slug}/me."""
+def view_queries(participation: Participation) -> tuple:
+    """The reads of :func:`challenge_view`: completions, then the facts."""
+    return (select(ChallengeCompletion.challenge_key, ChallengeCompletion.completed_dt)
+            .where(ChallengeCompletion.participation_id == participation.id),
+            *_facts_queries(participation.id))
+
+
+def challenge_view(participation: Participation, campaign: Campaign, now: datetime,
+                   rows=None):
+    """(challenges, badges) of GET /campaigns/{slug}/me; ``rows`` are the results of
+    :func:`view_queries` when the caller ran them (with others, in one round trip)."""
     doc = campaign_doc(campaign)
-    completions = {c.challenge_key: c.completed_dt for c in db.session.scalars(
-        select(ChallengeCompletion).where(
-            ChallengeCompletion.participation_id == participation.id))}
-    facts, today = facts_of(participation), local_today(now, doc.timezone)
+    completion_rows, day_rows, record_rows = rows or run_together(
+        list(view_queries(participation)))
+    completions = dict(completion_rows)
+    facts = _facts(participation, day_rows, record_rows)
+    today = local_today(now, doc.timezone)
     challenges, badges = [], []
     for challenge in doc.challenges:
         goal = target(challenge)

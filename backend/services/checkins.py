@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import func, select
 
@@ -13,11 +13,10 @@ from backend.models import Campaign, Checkin, DayActionTotal, ParticipantDay, Pa
 from backend.services.campaigns import campaign_doc
 from backend.services.crediting import (
     CampaignRules,
+    DayRows,
     EntryDraft,
     append_drafts,
     credit_units,
-    day_counted,
-    day_total,
     hold_intake,
     signals_for,
 )
@@ -114,42 +113,50 @@ def record_checkin(user: User, campaign: Campaign, action: str, quantity, day: d
         raise ApiError(409, "checkin.already_done")
 
     rules = CampaignRules(campaign, doc, methodology)
-    total_before = day_total(participation, action, SELF_REPORT, day)
-    counted_before = day_counted(participation, action, SELF_REPORT, day)
+    day_rows = DayRows(participation, day - timedelta(days=7), day)
+    total_before = day_rows.total(day, action, SELF_REPORT)
+    counted_before = day_rows.counted(day, action, SELF_REPORT)
     checkin = Checkin(
         campaign_id=campaign.id, participation_id=participation.id, action=action,
         once_daily_action=action if once_daily else None, local_date=day,
         quantity_milli=quantity_milli, counted_milli=0, reduction_mg=0, created_dt=now,
     )
-    db.session.add(checkin)
-    db.session.flush()
     signals = signals_for(rules, participation, rule, day, SELF_REPORT,
-                          total_before + quantity_milli)
+                          total_before + quantity_milli, day_rows=day_rows)
     if signals:
+        db.session.add(checkin)
+        db.session.flush()
         hold_intake(participation, rule, day, SELF_REPORT, str(checkin.id), quantity_milli,
                     signals, now)
         return _result(checkin, participation, rule, None, held=True)
     elsewhere = _elsewhere(user, campaign, action, day)
     granted, reduction = credit_units(rules, participation, rule, day, SELF_REPORT,
-                                      quantity_milli, sum(amount for _, amount in elsewhere))
+                                      quantity_milli, sum(amount for _, amount in elsewhere),
+                                      day_rows=day_rows)
     claimed_by = _claimed_by(total_before, counted_before, rule, quantity_milli, granted,
                              elsewhere)
     checkin.counted_milli = granted
     checkin.reduction_mg = reduction
     checkin.claimed_by = claimed_by[0] if claimed_by else None
+    db.session.add(checkin)
+    db.session.flush()
     draft = EntryDraft(campaign, participation, rule, day, quantity_milli, granted, reduction,
                        SELF_REPORT, str(checkin.id))
     append_drafts([draft], now)
     checkin.entry_seq = draft.seq
-    return _result(checkin, participation, rule, claimed_by[1] if claimed_by else None)
+    return _result(checkin, participation, rule, claimed_by[1] if claimed_by else None,
+                   day_reduction_mg=draft.day_total_mg)
 
 
 def _result(checkin: Checkin, participation: Participation, rule: ActionRule,
-            claimed_by: str | None, held: bool = False) -> CheckinResult:
-    day = db.session.get(ParticipantDay, (participation.id, checkin.local_date))
+            claimed_by: str | None, held: bool = False,
+            day_reduction_mg: int | None = None) -> CheckinResult:
+    if day_reduction_mg is None:
+        day = db.session.get(ParticipantDay, (participation.id, checkin.local_date))
+        day_reduction_mg = day.reduction_mg if day else 0
     return CheckinResult(checkin, participation, rule,
                          checkin.counted_milli < checkin.quantity_milli, claimed_by,
-                         day.reduction_mg if day else 0, held)
+                         day_reduction_mg, held)
 
 
 def _claimed_by(before_total: int, counted_before: int, rule: ActionRule, quantity_milli: int,

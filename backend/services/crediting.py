@@ -13,7 +13,7 @@ from backend.extensions import db
 from backend.models import Campaign, DayActionTotal, Hold, Participation
 from backend.services.campaigns import campaign_doc
 from backend.services.challenges import record_completions
-from backend.services.ledger import append_entry, lock_ledgers
+from backend.services.ledger import NewEntry, append_entries
 from campaigns.crediting import checkin_delta
 from campaigns.document import ActionRule, CampaignDoc
 from campaigns.methodology import Methodology, load_methodology
@@ -35,6 +35,7 @@ class EntryDraft:
     source: str
     source_ref: str | None
     seq: int | None = None
+    day_total_mg: int | None = None  # the participant's day total after the append
 
 
 @dataclass(frozen=True)
@@ -51,23 +52,49 @@ class CampaignRules:
         return cls(campaign, doc, load_methodology(doc.methodology))
 
 
-def _day_rows(participation: Participation, day: date) -> dict[tuple[str, str], DayActionTotal]:
-    rows = db.session.scalars(
-        select(DayActionTotal).where(DayActionTotal.participation_id == participation.id,
-                                     DayActionTotal.local_date == day)
-        .execution_options(populate_existing=True)
-    )
-    return {(row.action, row.source): row for row in rows}
+class DayRows:
+    """A participant's day rows of (action, source) over a window of dates, read in one
+    query under the person-day lock; a missing row is a total of 0."""
+
+    def __init__(self, participation: Participation, first: date, last: date):
+        self.participation = participation
+        self.rows: dict[tuple[date, str, str], DayActionTotal] = {
+            (row.local_date, row.action, row.source): row for row in db.session.scalars(
+                select(DayActionTotal).where(
+                    DayActionTotal.participation_id == participation.id,
+                    DayActionTotal.local_date.between(first, last))
+                .execution_options(populate_existing=True))}
+
+    def of_day(self, day: date) -> dict[tuple[str, str], DayActionTotal]:
+        return {(action, source): row for (d, action, source), row in self.rows.items()
+                if d == day}
+
+    def total(self, day: date, action: str, source: str) -> int:
+        row = self.rows.get((day, action, source))
+        return row.total_milli if row else 0
+
+    def counted(self, day: date, action: str, source: str) -> int:
+        row = self.rows.get((day, action, source))
+        return row.counted_milli if row else 0
+
+    def add(self, row: DayActionTotal) -> None:
+        self.rows[(row.local_date, row.action, row.source)] = row
+
+
+def _day_rows(participation: Participation, day: date) -> DayRows:
+    return DayRows(participation, day, day)
 
 
 def credit_units(rules: CampaignRules, participation: Participation, rule: ActionRule,
                  day: date, source: str, quantity_milli: int,
-                 counted_elsewhere_milli: int = 0) -> tuple[int, int]:
+                 counted_elsewhere_milli: int = 0,
+                 day_rows: DayRows | None = None) -> tuple[int, int]:
     """Add ``quantity_milli`` to the participant's day total of (action, source) and return
     (counted_milli, reduction_mg) of this intake: caps and minimums on the day total, what
     other campaigns counted, and the credit groups. Call under the person-day lock. Flushes
     nothing; the row is added to the session."""
-    credits = _day_rows(participation, day)
+    day_rows = day_rows or _day_rows(participation, day)
+    credits = day_rows.of_day(day)
     key = (rule.key, source)
     row = credits.get(key)
     if row is None:
@@ -76,6 +103,7 @@ def credit_units(rules: CampaignRules, participation: Participation, rule: Actio
                              campaign_id=participation.campaign_id, total_milli=0,
                              counted_milli=0, credit_mg=0)
         db.session.add(row)
+        day_rows.add(row)
         credits[key] = row
     delta = checkin_delta(row.total_milli, quantity_milli, counted_before_milli=row.counted_milli,
                           counted_elsewhere_milli=counted_elsewhere_milli,
@@ -97,20 +125,18 @@ def day_total(participation: Participation, action: str, source: str, day: date)
     return row.total_milli if row else 0
 
 
-def day_counted(participation: Participation, action: str, source: str, day: date) -> int:
-    row = db.session.get(DayActionTotal, (participation.id, day, action, source))
-    return row.counted_milli if row else 0
-
-
 def signals_for(rules: CampaignRules, participation: Participation, rule: ActionRule,
                 day: date, source: str, day_total_milli: int, distance_m: int | None = None,
-                duration_s: int | None = None) -> tuple[str, ...]:
-    """The methodology's plausibility signals this intake meets (empty: count it)."""
+                duration_s: int | None = None,
+                day_rows: DayRows | None = None) -> tuple[str, ...]:
+    """The methodology's plausibility signals this intake meets (empty: count it).
+    ``day_rows``, when given, covers the 7 days before ``day``."""
     over_cap_days = 0
     if rule.cap_milli is not None:
         previous = day - timedelta(days=1)
-        while over_cap_days < 7 and day_total(participation, rule.key, source,
-                                              previous) > rule.cap_milli:
+        while over_cap_days < 7 and (
+                day_rows.total(previous, rule.key, source) if day_rows is not None
+                else day_total(participation, rule.key, source, previous)) > rule.cap_milli:
             over_cap_days += 1
             previous -= timedelta(days=1)
     return intake_signals(rules.methodology, rule.key, Intake(
@@ -136,20 +162,11 @@ def append_drafts(drafts: list[EntryDraft], now: datetime) -> None:
     order; sets ``draft.seq``."""
     if not drafts:
         return
-    ledgers = lock_ledgers(d.campaign.id for d in drafts)
-    # Read the participants' totals again now that the head lock serialises appends: a copy
-    # loaded earlier in the request may predate a concurrent request's commit.
-    for participation in {id(d.participation): d.participation for d in drafts}.values():
-        db.session.refresh(participation)
-    for draft in drafts:
-        entry = append_entry(
-            ledgers[draft.campaign.id], draft.campaign, draft.participation,
-            action=draft.rule.key, local_date=draft.local_date,
-            quantity_milli=draft.quantity_milli, counted_milli=draft.counted_milli,
-            factor_milli=draft.rule.factor_milli, reduction_mg=draft.reduction_mg,
-            source=draft.source, source_ref=draft.source_ref,
-            methodology_version=draft.rule.methodology_version, now=now,
-        )
-        draft.seq = entry.seq
+    entries = [NewEntry(d.campaign, d.participation, d.rule.key, d.local_date, d.quantity_milli,
+                        d.counted_milli, d.rule.factor_milli, d.reduction_mg, d.source,
+                        d.source_ref, d.rule.methodology_version) for d in drafts]
+    append_entries(entries, now)
+    for draft, entry in zip(drafts, entries, strict=True):
+        draft.seq, draft.day_total_mg = entry.seq, entry.day_total_mg
     for participation, campaign in {(d.participation, d.campaign) for d in drafts}:
         record_completions(participation, campaign, now)

@@ -12,7 +12,7 @@ from backend.extensions import db
 from backend.models import Campaign, LedgerEntry, Participation
 from backend.services.audit import record_audit
 from backend.services.holds import reject_holds_of
-from backend.services.ledger import append_entry, lock_ledgers, lock_person_days
+from backend.services.ledger import NewEntry, append_entries, lock_ledgers, lock_person_days
 from backend.services.projections import sync_on_board
 
 
@@ -50,14 +50,11 @@ def disqualify(campaign: Campaign, pid: str, reason: str, actor, now: datetime) 
     if participation.disqualified_dt is not None:
         return 0
     pending = list(db.session.scalars(pending_query))
-    for entry in pending:
-        append_entry(
-            ledger, campaign, participation, action=entry.action, local_date=entry.local_date,
-            quantity_milli=entry.quantity_milli, counted_milli=entry.counted_milli,
-            factor_milli=entry.factor_milli, reduction_mg=-entry.reduction_mg,
-            source="reversal", source_ref=str(entry.seq),
-            methodology_version=entry.methodology_version, now=now,
-        )
+    append_entries([
+        NewEntry(campaign, participation, entry.action, entry.local_date, entry.quantity_milli,
+                 entry.counted_milli, entry.factor_milli, -entry.reduction_mg, "reversal",
+                 str(entry.seq), entry.methodology_version) for entry in pending],
+        now, ledgers={campaign.id: ledger})
     participation.disqualified_dt = now
     participation.disqualified_reason = reason
     sync_on_board([participation.id])

@@ -115,6 +115,9 @@ def reject_holds_of(participation: Participation, actor, now: datetime) -> int:
     ).rowcount
 
 
-def held_of(participation: Participation) -> list[Hold]:
-    return list(db.session.scalars(select(Hold).where(
-        Hold.participation_id == participation.id, Hold.status == "held").order_by(Hold.id)))
+def held_query(participation: Participation):
+    """The participant's intakes waiting for an organiser, oldest first."""
+    return (select(Hold.id, Hold.source, Hold.action, Hold.local_date, Hold.quantity_milli,
+                   Hold.signals, Hold.created_dt)
+            .where(Hold.participation_id == participation.id, Hold.status == "held")
+            .order_by(Hold.id))

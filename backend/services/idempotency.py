@@ -8,8 +8,9 @@ import json
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from backend.clock import utcnow
 from backend.errors import ApiError, validation_error
@@ -46,29 +47,27 @@ def request_fingerprint(raw_body: bytes) -> str:
 
 
 def claim_key(principal: str, method: str, path: str, key: str,
-              fingerprint: str) -> IdempotencyRecord | Replay:
-    """Insert the record first in the transaction; a concurrent duplicate waits on the unique
-    index and then gets the stored reply (Replay). Flushes."""
+              fingerprint: str) -> int | Replay:
+    """Insert the record first in the transaction (returns its id); a concurrent duplicate
+    waits on the unique index and then gets the stored reply (Replay)."""
+    table = IdempotencyRecord.__table__
+    insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
     for _attempt in range(2):
-        record = IdempotencyRecord(principal=principal, method=method, path=path, key=key,
-                                   request_hash=fingerprint, created_dt=utcnow())
-        try:
-            with db.session.begin_nested():
-                db.session.add(record)
-                db.session.flush()
-            return record
-        except IntegrityError:
-            pass
-        stored = db.session.scalars(
-            select(IdempotencyRecord).where(
-                IdempotencyRecord.principal == principal, IdempotencyRecord.method == method,
-                IdempotencyRecord.path == path, IdempotencyRecord.key == key)
-            .execution_options(populate_existing=True)
-        ).one_or_none()
+        record_id = db.session.scalar(
+            insert(table).values(principal=principal, method=method, path=path, key=key,
+                                 request_hash=fingerprint, created_dt=utcnow())
+            .on_conflict_do_nothing().returning(table.c.id))
+        if record_id is not None:
+            return record_id
+        stored = db.session.execute(
+            select(table.c.id, table.c.created_dt, table.c.request_hash, table.c.status_code,
+                   table.c.response_body)
+            .where(table.c.principal == principal, table.c.method == method,
+                   table.c.path == path, table.c.key == key)).one_or_none()
         if stored is None:
             continue  # the other request failed and stored nothing: run again
         if stored.created_dt < utcnow() - KEEP:
-            db.session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == stored.id))
+            db.session.execute(delete(table).where(table.c.id == stored.id))
             continue
         if stored.request_hash != fingerprint:
             raise ApiError(422, "idempotency.mismatch")
@@ -76,6 +75,7 @@ def claim_key(principal: str, method: str, path: str, key: str,
     raise ApiError(503, "service.unavailable", headers={"Retry-After": "1"})
 
 
-def store_reply(record: IdempotencyRecord, status: int, body: str) -> None:
-    record.status_code = status
-    record.response_body = body
+def store_reply(record_id: int, status: int, body: str) -> None:
+    table = IdempotencyRecord.__table__
+    db.session.execute(update(table).where(table.c.id == record_id)
+                       .values(status_code=status, response_body=body))

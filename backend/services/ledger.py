@@ -4,6 +4,7 @@ idempotency record, person-day rows, then chain heads in ascending campaign id).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, datetime
 
 from flask import g, has_request_context
@@ -12,8 +13,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from backend.extensions import db
-from backend.models import Campaign, CampaignLedger, LedgerEntry, Participation, PersonDay
-from backend.services.projections import apply_entry
+from backend.models import Campaign, CampaignLedger, Participation, PersonDay
+from backend.services.projections import apply_entries
 from campaigns.ledger import GENESIS, make_line
 
 
@@ -28,20 +29,16 @@ def new_ledger(campaign: Campaign) -> CampaignLedger:
 
 def lock_person_days(days: Iterable[tuple[int, date]]) -> None:
     """Lock (creating when missing) one row per (user, date), in ascending order, so that
-    concurrent intakes for the same person and day run one after the other."""
+    concurrent intakes for the same person and day run one after the other. One statement:
+    an upsert that "updates" an existing row takes its lock, row by row in VALUES order."""
     wanted = sorted(set(days))
     if not wanted:
         return
     insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
-    db.session.execute(
-        insert(PersonDay).values([{"user_id": u, "local_date": d} for u, d in wanted])
-        .on_conflict_do_nothing()
-    )
-    for user_id, day in wanted:
-        db.session.execute(
-            select(PersonDay.user_id).where(PersonDay.user_id == user_id,
-                                            PersonDay.local_date == day).with_for_update()
-        )
+    statement = insert(PersonDay).values([{"user_id": u, "local_date": d} for u, d in wanted])
+    db.session.execute(statement.on_conflict_do_update(
+        index_elements=[PersonDay.user_id, PersonDay.local_date],
+        set_={"user_id": statement.excluded.user_id}))
 
 
 def lock_ledgers(campaign_ids: Iterable[int]) -> dict[int, CampaignLedger]:
@@ -55,35 +52,59 @@ def lock_ledgers(campaign_ids: Iterable[int]) -> dict[int, CampaignLedger]:
     return ledgers
 
 
-def append_entry(
-    ledger: CampaignLedger, campaign: Campaign, participation: Participation, *, action: str,
-    local_date: date, quantity_milli: int, counted_milli: int, factor_milli: int,
-    reduction_mg: int, source: str, source_ref: str | None, methodology_version: str,
-    now: datetime,
-) -> LedgerEntry:
-    """Chain one entry onto the locked ``ledger`` and update the projections. Flushes."""
-    seq = ledger.head_seq + 1
-    line = make_line(
-        ledger.head_hash, seq=seq, campaign=campaign.slug, participant=participation.pid,
-        action=action, local_date=local_date, quantity_milli=quantity_milli,
-        counted_milli=counted_milli, factor_milli=factor_milli, reduction_mg=reduction_mg,
-        source=source, source_ref=source_ref, methodology_version=methodology_version,
-        created_dt=now,
-    )
-    entry = LedgerEntry(
-        campaign_id=campaign.id, seq=seq, participation_id=participation.id,
-        pid=participation.pid, action=action, local_date=local_date,
-        quantity_milli=quantity_milli, counted_milli=counted_milli, factor_milli=factor_milli,
-        reduction_mg=reduction_mg, source=source, source_ref=source_ref,
-        methodology_version=methodology_version, created_dt=now,
-        prev_hash=line["prev_hash"], hash=line["hash"],
-    )
-    db.session.add(entry)
-    ledger.head_seq = seq
-    ledger.head_hash = line["hash"]
-    apply_entry(entry, participation, ledger)
-    db.session.flush()
+@dataclass
+class NewEntry:
+    """An entry to chain: ``seq`` is set once appended."""
+
+    campaign: Campaign
+    participation: Participation
+    action: str
+    local_date: date
+    quantity_milli: int
+    counted_milli: int
+    factor_milli: int
+    reduction_mg: int
+    source: str
+    source_ref: str | None
+    methodology_version: str
+    seq: int | None = None
+    day_total_mg: int | None = None  # the participant's day total after the append
+
+
+def append_entries(entries: list[NewEntry], now: datetime,
+                   ledgers: dict[int, CampaignLedger] | None = None) -> None:
+    """Chain these entries in order onto their campaigns' heads (locked here in ascending
+    campaign id unless ``ledgers`` are given, already locked), insert them in one statement
+    and update the projections. Sets each ``entry.seq``."""
+    if not entries:
+        return
+    if ledgers is None:
+        ledgers = lock_ledgers(entry.campaign.id for entry in entries)
+    heads = {campaign_id: (ledger.head_seq, ledger.head_hash)
+             for campaign_id, ledger in ledgers.items()}
+    rows = []
+    for entry in entries:
+        seq = heads[entry.campaign.id][0] + 1
+        line = make_line(
+            heads[entry.campaign.id][1], seq=seq, campaign=entry.campaign.slug,
+            participant=entry.participation.pid, action=entry.action,
+            local_date=entry.local_date, quantity_milli=entry.quantity_milli,
+            counted_milli=entry.counted_milli, factor_milli=entry.factor_milli,
+            reduction_mg=entry.reduction_mg, source=entry.source, source_ref=entry.source_ref,
+            methodology_version=entry.methodology_version, created_dt=now,
+        )
+        heads[entry.campaign.id] = (seq, line["hash"])
+        entry.seq = seq
+        rows.append({
+            "campaign_id": entry.campaign.id, "seq": seq,
+            "participation_id": entry.participation.id, "pid": entry.participation.pid,
+            "action": entry.action, "local_date": entry.local_date,
+            "quantity_milli": entry.quantity_milli, "counted_milli": entry.counted_milli,
+            "factor_milli": entry.factor_milli, "reduction_mg": entry.reduction_mg,
+            "source": entry.source, "source_ref": entry.source_ref,
+            "methodology_version": entry.methodology_version, "created_dt": now,
+            "prev_hash": line["prev_hash"], "hash": line["hash"]})
+    scores = apply_entries(entries, rows, ledgers, heads)
     if has_request_context():  # mirrored on the Redis boards after the request commits
         g.setdefault("tanpu_appended", []).append(
-            (campaign.id, participation.id, local_date, seq))
-    return entry
+            (scores, [(entry.campaign.id, entry.seq) for entry in entries]))

@@ -4,7 +4,7 @@ to one campaign, implausible days held for review."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
 
@@ -14,6 +14,7 @@ from backend.models import Campaign, DayActionTotal, Hold, Participation, User, 
 from backend.services.candidates import candidates, joined
 from backend.services.crediting import (
     CampaignRules,
+    DayRows,
     EntryDraft,
     append_drafts,
     credit_units,
@@ -65,17 +66,36 @@ class DayOutcome:
     draft: EntryDraft | None = None
 
 
-def _open_hold(participation: Participation, day: date) -> Hold | None:
-    return db.session.scalars(select(Hold).where(
-        Hold.participation_id == participation.id, Hold.local_date == day,
-        Hold.source == SOURCE, Hold.status.in_(("held", "rejected")))).first()
+class _SyncRows:
+    """What a sync reads of the person, one query per kind for all its days: WeRun days,
+    open or rejected WeRun holds, and day totals per participation (7 days back for the
+    plausibility signals)."""
+
+    def __init__(self, user: User, memberships, days: list[date]):
+        first, last = min(days), max(days)
+        self.werun = {row.local_date: row for row in db.session.scalars(
+            select(WerunDay).where(WerunDay.user_id == user.id, WerunDay.local_date.in_(days)))}
+        participation_ids = [p.id for p, _ in memberships.values()]
+        self.holds: dict[tuple[int, date], Hold] = {}
+        for hold in db.session.scalars(select(Hold).where(
+                Hold.participation_id.in_(participation_ids), Hold.local_date.in_(days),
+                Hold.source == SOURCE, Hold.status.in_(("held", "rejected")))
+                .order_by(Hold.id)):
+            self.holds.setdefault((hold.participation_id, hold.local_date), hold)
+        self._first, self._last = first - timedelta(days=7), last
+        self._day_rows: dict[int, DayRows] = {}
+
+    def day_rows(self, participation: Participation) -> DayRows:
+        if participation.id not in self._day_rows:
+            self._day_rows[participation.id] = DayRows(participation, self._first, self._last)
+        return self._day_rows[participation.id]
 
 
-def _credit_day(day: date, steps: int, record: WerunDay, membership, now: datetime
-                ) -> DayOutcome:
+def _credit_day(day: date, steps: int, record: WerunDay, membership, now: datetime,
+                rows: _SyncRows) -> DayOutcome:
     participation, rules = membership
     rule = steps_rule(rules, day)
-    hold = _open_hold(participation, day)
+    hold = rows.holds.get((participation.id, day))
     record.campaign_id = rules.campaign.id
     if hold is not None and hold.status == "rejected":
         # An organiser refused this day: later syncs change nothing for it.
@@ -84,13 +104,16 @@ def _credit_day(day: date, steps: int, record: WerunDay, membership, now: dateti
         hold.quantity_milli = steps * 1000
         hold.updated_dt = now
         return DayOutcome(day, steps, "held", rules.campaign.id)
-    signals = signals_for(rules, participation, rule, day, SOURCE, steps * 1000)
+    day_rows = rows.day_rows(participation)
+    signals = signals_for(rules, participation, rule, day, SOURCE, steps * 1000,
+                          day_rows=day_rows)
     if signals:
         hold_intake(participation, rule, day, SOURCE, day.isoformat(), steps * 1000, signals,
                     now)
         return DayOutcome(day, steps, "held", rules.campaign.id)
     increase = (steps - record.counted_steps) * 1000
-    counted, reduction = credit_units(rules, participation, rule, day, SOURCE, increase)
+    counted, reduction = credit_units(rules, participation, rule, day, SOURCE, increase,
+                                      day_rows=day_rows)
     record.counted_steps = steps
     draft = EntryDraft(rules.campaign, participation, rule, day, increase, counted, reduction,
                        SOURCE, day.isoformat())
@@ -107,10 +130,11 @@ def sync_werun(user: User, campaign: Campaign, days: dict[date, int], now: datet
     ensure_intake_open(campaign, now)
     lock_person_days((user.id, day) for day in days)
     memberships = {p.campaign_id: (p, r) for p, r in joined(user.id)}
+    rows = _SyncRows(user, memberships, list(days)) if days else None
     outcomes = []
     for day in sorted(days):
         steps = days[day]
-        record = db.session.get(WerunDay, (user.id, day))
+        record = rows.werun.get(day)
         if record is None:
             record = WerunDay(user_id=user.id, local_date=day, steps=0, counted_steps=0,
                               updated_dt=now)
@@ -129,7 +153,7 @@ def sync_werun(user: User, campaign: Campaign, days: dict[date, int], now: datet
             # (closed, or they were disqualified there): the increase counts nowhere.
             outcomes.append(DayOutcome(day, steps, "unchanged", target))
             continue
-        outcomes.append(_credit_day(day, steps, record, memberships[target], now))
+        outcomes.append(_credit_day(day, steps, record, memberships[target], now, rows))
     append_drafts([o.draft for o in outcomes if o.draft is not None], now)
     return _reply(endpoint, outcomes)
 

@@ -79,7 +79,8 @@ class TcpProxy:
         self._commit_armed = True
 
     def restore(self) -> None:
-        """Forward again, on the same port."""
+        """Forward again, on the same port, with no fault left armed."""
+        self._commit_armed = self._cut_on_next_send = False
         self._run(self._reopen())
         self.state = "open"
 
