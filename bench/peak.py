@@ -935,8 +935,8 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=10, help="seeded entries per participant")
     parser.add_argument("--users", type=int, default=3_000,
                         help="sandbox participants that send the load")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--worker-class", default="gthread")
     parser.add_argument("--warmup", type=float, default=1.5, help="seconds before each window")
     parser.add_argument("--step-seconds", type=float, default=6.0,

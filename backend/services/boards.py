@@ -28,6 +28,7 @@ from backend.models import (
 )
 from backend.models.projections import TOTAL_PERIOD_START
 from backend.services import boards_sql
+from backend.services.appends import MemberScores
 from backend.services.boards_redis import RedisBoards, board_key
 from backend.services.campaigns import campaign_doc
 from backend.services.freeze import (
@@ -37,7 +38,7 @@ from backend.services.freeze import (
     frozen_teams,
     frozen_top,
 )
-from backend.services.projections import MemberScores, team_metric
+from backend.services.projections import team_metric
 from campaigns.calendar import week_start
 from campaigns.decimals import mg_to_g
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from backend.extensions import db
 from backend.models import (
@@ -17,7 +15,7 @@ from backend.models import (
     Participation,
 )
 from backend.services.campaigns import campaign_doc
-from backend.services.statements import run_together
+from backend.services.statements import run_together, upsert_insert
 from campaigns.calendar import local_today
 from campaigns.challenges import Facts, progress, target
 from campaigns.decimals import mg_to_g
@@ -64,8 +62,7 @@ def record_completions(participation: Participation, campaign: Campaign, now: da
                  for challenge in pending if progress(challenge, facts, today) >= target(challenge)]
     if completed:  # a concurrent request may have recorded one: recorded once
         table = ChallengeCompletion.__table__
-        insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        db.session.execute(insert(table).values(completed).on_conflict_do_nothing())
+        db.session.execute(upsert_insert(table).values(completed).on_conflict_do_nothing())
 
 
 def view_queries(participation: Participation) -> tuple:

@@ -57,7 +57,6 @@ class DayRows:
     query under the person-day lock; a missing row is a total of 0."""
 
     def __init__(self, participation: Participation, first: date, last: date):
-        self.participation = participation
         self.rows: dict[tuple[date, str, str], DayActionTotal] = {
             (row.local_date, row.action, row.source): row for row in db.session.scalars(
                 select(DayActionTotal).where(

@@ -9,13 +9,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from backend.clock import utcnow
 from backend.errors import ApiError, validation_error
 from backend.extensions import db
 from backend.models import IdempotencyRecord
+from backend.services.statements import upsert_insert
 from campaigns.ledger import canonical_json
 
 KEEP = timedelta(hours=24)
@@ -51,10 +50,9 @@ def claim_key(principal: str, method: str, path: str, key: str,
     """Insert the record first in the transaction (returns its id); a concurrent duplicate
     waits on the unique index and then gets the stored reply (Replay)."""
     table = IdempotencyRecord.__table__
-    insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
     for _attempt in range(2):
         record_id = db.session.scalar(
-            insert(table).values(principal=principal, method=method, path=path, key=key,
+            upsert_insert(table).values(principal=principal, method=method, path=path, key=key,
                                  request_hash=fingerprint, created_dt=utcnow())
             .on_conflict_do_nothing().returning(table.c.id))
         if record_id is not None:

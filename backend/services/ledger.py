@@ -9,12 +9,11 @@ from datetime import date, datetime
 
 from flask import g, has_request_context
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from backend.extensions import db
 from backend.models import Campaign, CampaignLedger, Participation, PersonDay
-from backend.services.projections import apply_entries
+from backend.services.appends import apply_entries
+from backend.services.statements import upsert_insert
 from campaigns.ledger import GENESIS, make_line
 
 
@@ -34,8 +33,8 @@ def lock_person_days(days: Iterable[tuple[int, date]]) -> None:
     wanted = sorted(set(days))
     if not wanted:
         return
-    insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
-    statement = insert(PersonDay).values([{"user_id": u, "local_date": d} for u, d in wanted])
+    statement = upsert_insert(PersonDay.__table__).values(
+        [{"user_id": u, "local_date": d} for u, d in wanted])
     db.session.execute(statement.on_conflict_do_update(
         index_elements=[PersonDay.user_id, PersonDay.local_date],
         set_={"user_id": statement.excluded.user_id}))

@@ -8,6 +8,8 @@ from collections import namedtuple
 
 import psycopg
 from psycopg.rows import namedtuple_row
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 
 from backend.extensions import db
@@ -15,6 +17,12 @@ from backend.extensions import db
 # Called with the number of statements of each pipeline sent (the benchmark counts round
 # trips with it: SQLAlchemy's execute events do not see these statements).
 pipeline_listeners: list = []
+
+def upsert_insert(table, dialect_name: str | None = None):
+    """An INSERT with ON CONFLICT support for the session's database (or ``dialect_name``)."""
+    name = dialect_name or db.session.get_bind().dialect.name
+    return (pg_insert if name == "postgresql" else sqlite_insert)(table)
+
 
 _COMPILED_LIMIT = 512
 _compiled: dict = {}
