@@ -89,6 +89,7 @@ class MemberScores:
     individual: dict[str, tuple[int, int]]
     team_key: str | None
     team: dict[str, tuple[int, int]]
+    version: int  # the campaign's head seq after the append: later versions win in Redis
 
 
 @functools.cache
@@ -225,7 +226,7 @@ def apply_entries(entries, ledger_rows, ledgers: dict[int, CampaignLedger],
     batch = _Batch.of(entries)
     action_rows = _write_participant_rows(batch, ledger_rows)
     team_rows = _write_campaign_rows(batch, action_rows, ledgers, heads)
-    return _board_scores(batch, team_rows)
+    return _board_scores(batch, team_rows, heads)
 
 
 def _write_participant_rows(batch: _Batch, ledger_rows) -> list:
@@ -333,7 +334,8 @@ def _write_campaign_rows(batch: _Batch, action_rows, ledgers: dict[int, Campaign
     )[0]
 
 
-def _board_scores(batch: _Batch, team_rows) -> list[MemberScores]:
+def _board_scores(batch: _Batch, team_rows,
+                  heads: dict[int, tuple[int, str]]) -> list[MemberScores]:
     """The new board scores of each (participant, day) the entries touched."""
     teams_after = {(t, period, start): Standing(mg, seq, active)
                    for t, period, start, mg, seq, active in team_rows}
@@ -357,5 +359,6 @@ def _board_scores(batch: _Batch, team_rows) -> list[MemberScores]:
                 team[period] = (team_metric(row, rule.ranking, rule.min_active_members),
                                 row.reached_seq)
         scores.append(MemberScores(participation.campaign_id, day, participation.pid,
-                                   individual, team_key, team))
+                                   individual, team_key, team,
+                                   heads[participation.campaign_id][0]))
     return scores

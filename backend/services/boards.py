@@ -124,15 +124,16 @@ def queue_scores(boards: RedisBoards, pipe, scores: MemberScores) -> None:
     for period, (mg, seq) in scores.individual.items():
         key = board_key(scores.campaign_id, "individuals", period,
                         _start_label(period, starts[period]))
-        boards.set_score(pipe, key, scores.pid, mg, seq)
+        boards.set_score(pipe, key, scores.pid, mg, seq, scores.version)
     for period, (metric, seq) in scores.team.items():
         key = board_key(scores.campaign_id, "teams", period, _start_label(period, starts[period]))
-        boards.set_score(pipe, key, scores.team_key, metric, seq)
+        boards.set_score(pipe, key, scores.team_key, metric, seq, scores.version)
 
 
 def refresh_member(boards: RedisBoards, pipe, campaign: Campaign, participation: Participation,
-                   day: date) -> None:
-    """Queue one participant's scores for ``day`` read from the SQL projections."""
+                   day: date, version: int) -> None:
+    """Queue one participant's scores for ``day`` read from the SQL projections; ``version``
+    is a head seq read before them (their state is at least that recent)."""
     visible = participation.on_board
     week = week_start(day)
     day_row = db.session.get(ParticipantDay, (participation.id, day))
@@ -150,7 +151,7 @@ def refresh_member(boards: RedisBoards, pipe, campaign: Campaign, participation:
             team[period] = (team_metric(row, teams.ranking, teams.min_active_members),
                             row.reached_seq if row else 0)
     queue_scores(boards, pipe, MemberScores(campaign.id, day, participation.pid, individual,
-                                            team_key, team))
+                                            team_key, team, version))
 
 
 def apply_entries(batches: list[tuple[list[MemberScores], list[tuple[int, int]]]]) -> None:
@@ -194,11 +195,14 @@ def replay_missing(campaign_id: int, upto_seq: int) -> None:
                 .where(LedgerEntry.campaign_id == campaign_id, LedgerEntry.seq > start,
                        LedgerEntry.seq <= upto_seq)
                 .order_by(LedgerEntry.seq).limit(REPLAY_BATCH)).all()
+            # Scores read afresh (not from rows this request loaded earlier) are at least as
+            # recent as upto_seq, a head already committed: their version.
+            db.session.expire_all()
             campaign = db.session.get(Campaign, campaign_id)
             pipe = boards.client.pipeline(transaction=False)
             for participation_id, day, _seq in rows:
                 refresh_member(boards, pipe, campaign,
-                               db.session.get(Participation, participation_id), day)
+                               db.session.get(Participation, participation_id), day, upto_seq)
             pipe.execute()
             if rows:
                 boards.advance(campaign_id, [row.seq for row in rows])
@@ -405,6 +409,12 @@ def refresh_participations(participation_ids: list[int]) -> None:
     if boards is None or not participation_ids:
         return
     try:
+        # The heads first: the rows read after them are at least that recent (their version).
+        heads = dict(db.session.execute(
+            select(CampaignLedger.campaign_id, CampaignLedger.head_seq).where(
+                CampaignLedger.campaign_id.in_(select(Participation.campaign_id).where(
+                    Participation.id.in_(participation_ids))))).all())
+        db.session.expire_all()
         pipe = boards.client.pipeline(transaction=False)
         for participation in db.session.scalars(
                 select(Participation).where(Participation.id.in_(participation_ids))):
@@ -412,7 +422,8 @@ def refresh_participations(participation_ids: list[int]) -> None:
             days = db.session.scalars(select(ParticipantDay.local_date).where(
                 ParticipantDay.participation_id == participation.id)).all()
             for day in days or [campaign.starts_on]:
-                refresh_member(boards, pipe, campaign, participation, day)
+                refresh_member(boards, pipe, campaign, participation, day,
+                               heads[participation.campaign_id])
         pipe.execute()
     except redis.RedisError as error:
         log.warning("leaderboards: redis update failed (%s)", type(error).__name__)

@@ -89,7 +89,7 @@ def rebuild_boards(campaign: Campaign) -> int:
     # background thread): a RENAME over a large key would free it inline and stall Redis.
     pipe = client.pipeline(transaction=True)
     for key in built:
-        pipe.unlink(key, key + ":m")
+        pipe.unlink(key, key + ":m", key + ":v")
         pipe.rename(key + suffix, key)
         pipe.rename(key + ":m" + suffix, key + ":m")
         pipe.persist(key)

@@ -4,8 +4,11 @@ A board is a sorted set whose score is the metric in mg (exact in a double up to
 whose member sorts earlier seqs, then smaller pids (team keys), first among equal scores when
 read in descending order: the member is the inverted seq followed by the inverted, padded key.
 A hash maps each pid to its current member so a new score swaps it atomically (one Lua call).
-Scores are absolute values read from the SQL projections (never increments), so re-applying is
-harmless. Each campaign has a watermark: the highest seq below which every seq is applied.
+Scores are absolute values from the SQL projections (never increments), so re-applying is
+harmless; each carries the version of the state it comes from (the head seq after the append
+that produced it, or a lower bound of it when read back), and a score older than the one a
+member has is ignored: two writers' after-commit updates may reach Redis in either order.
+Each campaign has a watermark: the highest seq below which every seq is applied.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ KEY_BYTES = 64
 PREFIX = "tanpu:boards"
 
 SET_SCRIPT = """
+local seen = redis.call('HGET', KEYS[3], ARGV[1])
+if seen and tonumber(ARGV[4]) < tonumber(seen) then return 0 end
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
 local old = redis.call('HGET', KEYS[2], ARGV[1])
 if old then redis.call('ZREM', KEYS[1], old) end
 if ARGV[2] == '' then
@@ -99,11 +105,13 @@ class RedisBoards:
         self._advance = client.register_script(ADVANCE_SCRIPT)
         self._mine = client.register_script(MINE_SCRIPT)
 
-    def set_score(self, pipe, key: str, member_id: str, metric_mg: int | None, seq: int) -> None:
-        """Queue a swap of one member's score (None or 0 removes it from the board)."""
+    def set_score(self, pipe, key: str, member_id: str, metric_mg: int | None, seq: int,
+                  version: int) -> None:
+        """Queue a swap of one member's score (None or 0 removes it from the board), unless
+        the member has a score of a later ``version`` already."""
         member = encode_member(member_id, seq) if metric_mg else b""
-        self._set(keys=[key, key + ":m"], args=[member_id, member, metric_mg or 0],
-                  client=pipe)
+        self._set(keys=[key, key + ":m", key + ":v"],
+                  args=[member_id, member, metric_mg or 0, version], client=pipe)
 
     def advance(self, campaign_id: int, seqs: list[int]) -> int:
         """Mark seqs applied; returns the new watermark (-1 while there is none: a

@@ -515,7 +515,7 @@ def test_my_rank_reads_my_member_not_the_board(own_redis):
     key = board_key(1, "individuals", "total", "all")
     pipe = boards.client.pipeline(transaction=False)
     for index in range(300):
-        boards.set_score(pipe, key, f"p{index:03d}", 1000 + index, index + 1)
+        boards.set_score(pipe, key, f"p{index:03d}", 1000 + index, index + 1, index + 1)
     pipe.execute()
     boards.client.set("tanpu:boards:1:wm", 300)
     watermark, top, mine = boards.snapshot(1, key, 0, "p123")
@@ -523,3 +523,27 @@ def test_my_rank_reads_my_member_not_the_board(own_redis):
     assert mine == (300 - 123, 1123, 124)  # rank, metric, seq
     watermark, top, mine = boards.snapshot(1, key, 3, None)
     assert [member for member, _, _ in top] == ["p299", "p298", "p297"] and mine is None
+
+
+def test_an_older_score_reaching_redis_late_does_not_overwrite_a_newer_one(own_redis):
+    """Two writers' after-commit updates may reach Redis in either order: each carries the
+    head seq of the state it comes from, and the board keeps the latest state."""
+    import redis as redis_client
+
+    from backend.services.boards_redis import RedisBoards, board_key
+
+    boards = RedisBoards(redis_client.Redis.from_url(own_redis.url))
+    key = board_key(1, "teams", "total", "all")
+
+    def send(metric, seq, version):
+        pipe = boards.client.pipeline(transaction=False)
+        boards.set_score(pipe, key, "blue", metric, seq, version)
+        boards.set_score(pipe, key, "red", 700, 3, version)
+        pipe.execute()
+        return boards.snapshot(1, key, 5, "blue")[2]  # (rank, metric, seq) of blue
+
+    assert send(1000, 9, version=9) == (1, 1000, 9)
+    assert send(600, 8, version=8) == (1, 1000, 9)  # the update of seq 8 came late
+    assert send(0, 0, version=7) == (1, 1000, 9)  # an older removal is ignored too
+    assert send(650, 12, version=12) == (2, 650, 12)  # a newer one applies, red now ahead
+    assert send(0, 0, version=13) is None  # and a newer removal takes blue off the board
