@@ -80,10 +80,6 @@ class DayRows:
         self.rows[(row.local_date, row.action, row.source)] = row
 
 
-def _day_rows(participation: Participation, day: date) -> DayRows:
-    return DayRows(participation, day, day)
-
-
 def credit_units(rules: CampaignRules, participation: Participation, rule: ActionRule,
                  day: date, source: str, quantity_milli: int,
                  counted_elsewhere_milli: int = 0,
@@ -92,7 +88,7 @@ def credit_units(rules: CampaignRules, participation: Participation, rule: Actio
     (counted_milli, reduction_mg) of this intake: caps and minimums on the day total, what
     other campaigns counted, and the credit groups. Call under the person-day lock. Flushes
     nothing; the row is added to the session."""
-    day_rows = day_rows or _day_rows(participation, day)
+    day_rows = day_rows or DayRows(participation, day, day)
     credits = day_rows.of_day(day)
     key = (rule.key, source)
     row = credits.get(key)

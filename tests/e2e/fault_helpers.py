@@ -21,17 +21,16 @@ from zoneinfo import ZoneInfo
 
 import requests
 import sqlalchemy as sa
-import yaml
 
 from backend.config import SANDBOX_APPID
 from backend.extensions import db
 from backend.services.campaigns import create_campaign, parse_document, publish_campaign
 from backend.wechat import SandboxWeChat
+from tests.backend.conftest import example_document
 from tests.e2e.conftest import LiveServer, _server_environ
 from tests.support.secrets import REGISTRY
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE_YAML = REPO_ROOT / "tests" / "data" / "api-example-campaign.yaml"
 CAMPAIGN_TZ = ZoneInfo("Asia/Shanghai")
 METRO_RIDE_G = 52
 TEAMS = ("north", "south")
@@ -54,8 +53,7 @@ def campaign_document(slug: str) -> dict:
     """The API.md example campaign, open from 3 days ago to 30 days ahead, counting metro rides
     (52 g) and reusable bags (15 g) with caps high enough that a load never reaches them, so
     that every accepted check-in adds its full amount; two teams ranked by total."""
-    doc = json.loads(json.dumps(yaml.safe_load(EXAMPLE_YAML.read_text(encoding="utf-8")),
-                                default=lambda value: value.isoformat()))
+    doc = example_document()
     today = campaign_today()
     doc.update(
         slug=slug, name=f"故障测试 {slug}",

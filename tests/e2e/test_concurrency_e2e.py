@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import re
 import subprocess
 import sys
@@ -36,12 +35,12 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 import sqlalchemy as sa
-import yaml
 
 from backend.config import SANDBOX_APPID
 from backend.extensions import db
 from backend.services.campaigns import create_campaign, parse_document, publish_campaign
 from backend.wechat import SandboxWeChat
+from tests.backend.conftest import example_document
 from tests.conftest import test_environ as app_environ_for
 from tests.e2e.conftest import REQUEST_TIMEOUT_S, LiveServer, _server_environ, running_server
 from tests.support.secrets import REGISTRY
@@ -55,7 +54,6 @@ BARRIER_TIMEOUT_S = 10.0
 # database's timeout (5 s) shows up here before it shows up as a 503.
 BURST_LIMIT_S = 8.0
 REPO_ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE_YAML = REPO_ROOT / "tests" / "data" / "api-example-campaign.yaml"
 CAMPAIGN_TZ = ZoneInfo("Asia/Shanghai")
 CLEAN_PLATE_G = 144
 CAR_FREE_DAY_G = 3700
@@ -78,8 +76,7 @@ def campaign_today() -> date:
 def campaign_document(slug: str) -> dict:
     """The API.md example campaign (as JSON), open from 3 days ago to 30 days ahead, counting
     clean_plate (cap 2), car_free_day and metro_ride among its actions."""
-    doc = json.loads(json.dumps(yaml.safe_load(EXAMPLE_YAML.read_text(encoding="utf-8")),
-                                default=lambda value: value.isoformat()))
+    doc = example_document()
     today = campaign_today()
     doc.update(
         slug=slug, name=f"并发测试 {slug}",
