@@ -81,6 +81,7 @@ def main() -> None:
                 send(i)
             profile.disable()
             pstats.Stats(profile).sort_stats("cumulative").print_stats(r"backend/", 25)
+            pstats.Stats(profile).sort_stats("tottime").print_stats(25)
 
 
 if __name__ == "__main__":

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import json
 
-from flask import after_this_request, current_app
+from flask import after_this_request, current_app, g
 from flask_smorest import Blueprint
 
+from backend.api.context import load_campaign_context
 from backend.api.docs import BEARER, documents_errors
 from backend.api.reads import reads_only
-from backend.auth import bearer_token, current_principal, decode_token
 from backend.clock import utcnow
 from backend.errors import ApiError
 from backend.schemas.boards import LeaderboardArgs, LeaderboardSchema
 from backend.schemas.common import format_instant
 from backend.services.boards import (
-    board_context,
     read_board,
     redis_boards,
     replay_missing,
@@ -44,16 +43,8 @@ def get_board(args, slug, board):
     """
     if board not in BOARDS:
         raise ApiError(404, "not_found")
-    token = bearer_token()
-    claims = decode_token(token) if token is not None else None
-    if claims is not None and claims["typ"] != "participant":
-        current_principal("participant", required=False)  # 403 for a valid token of staff
-    # The token's user comes with the campaign in one query; the check of the token below
-    # then finds that row in the session (held here: the identity map keeps weak references).
-    campaign, head_seq, participation, token_user = board_context(
-        slug, claims["sub"] if claims is not None else None)
-    if current_principal("participant", required=False) is not token_user:
-        participation = None  # defensive: the token's user is the one whose row came along
+    load_campaign_context(slug, required=False)
+    campaign, head_seq, participation = g.campaign, g.head_seq, g.participation
     now = utcnow()
     doc = campaign_doc(campaign)
     period = args["period"]

@@ -6,6 +6,7 @@ from flask import current_app, g
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
+from backend.api.context import in_campaign
 from backend.api.docs import BEARER, IDEMPOTENCY_KEY, documents_errors
 from backend.api.pagination import after_cursor, page
 from backend.api.reads import reads_only
@@ -27,7 +28,7 @@ from backend.schemas.intake import (
 )
 from backend.services.campaigns import campaign_doc
 from backend.services.checkins import record_checkin
-from backend.services.membership import join_campaign, require_participation
+from backend.services.membership import check_joined, join_campaign
 from backend.services.public import published_campaign
 from backend.services.standings import my_campaign
 from backend.services.werun import decrypt_werun, parse_step_list, refresh_session_key, sync_werun
@@ -66,7 +67,7 @@ def join(args, slug):
 
 
 @bp.route("/<slug>/checkins", methods=["POST"])
-@participant_required
+@in_campaign
 @limiter.limit(lambda: current_app.config["RATE_LIMIT_INTAKE"], key_func=_participant)
 @idempotent_write(_participant)
 @bp.arguments(CheckinArgs)
@@ -75,9 +76,10 @@ def join(args, slug):
 @documents_errors(bp, 400, 401, 403, 404, 409, 415, 422, 429, 503)
 def post_checkin(args, slug):
     """Check in a low-carbon action for today or an earlier day within late_entry_days."""
-    campaign = published_campaign(slug)
-    result = record_checkin(g.user, campaign, args["action"], args["quantity"], args["date"],
-                            g.idempotency_key is not None, utcnow())
+    campaign = g.campaign
+    result = record_checkin(g.user, campaign, check_joined(g.participation), args["action"],
+                            args["quantity"], args["date"], g.idempotency_key is not None,
+                            utcnow())
     checkin, participation = result.checkin, result.participation
     return {
         "id": checkin.id, "action": checkin.action, "date": checkin.local_date,
@@ -92,15 +94,14 @@ def post_checkin(args, slug):
 
 
 @bp.route("/<slug>/checkins", methods=["GET"])
-@participant_required
+@in_campaign
 @bp.arguments(CheckinListArgs, location="query")
 @bp.response(200, CheckinListSchema)
 @bp.doc(security=BEARER)
 @documents_errors(bp, 401, 403, 404, 409, 422)
 def list_checkins(args, slug):
     """My check-ins in this campaign, newest first, optionally of one date or action."""
-    campaign = published_campaign(slug)
-    participation = require_participation(campaign, g.user)
+    participation = check_joined(g.participation)
     query = (select(Checkin).where(Checkin.participation_id == participation.id)
              .order_by(Checkin.id.desc()).limit(args["limit"] + 1))
     if args["date"] is not None:
@@ -123,18 +124,17 @@ def list_checkins(args, slug):
 
 @bp.route("/<slug>/me", methods=["GET"])
 @reads_only
-@participant_required
+@in_campaign
 @bp.response(200, MyCampaignSchema)
 @bp.doc(security=BEARER)
 @documents_errors(bp, 401, 403, 404, 409)
 def get_my_campaign(slug):
     """My reduction, points, days active and per-action figures in this campaign."""
-    campaign = published_campaign(slug)
-    return my_campaign(require_participation(campaign, g.user), campaign, utcnow())
+    return my_campaign(check_joined(g.participation), g.campaign, utcnow(), g.head_seq)
 
 
 @bp.route("/<slug>/werun", methods=["POST"])
-@participant_required
+@in_campaign
 @limiter.limit(lambda: current_app.config["RATE_LIMIT_INTAKE"], key_func=_participant)
 @bp.arguments(WerunArgs)
 @bp.response(200, WerunSchema)
@@ -147,13 +147,13 @@ def post_werun(args, slug):
     With ``code`` (a fresh wx.login), the code is exchanged first under the login rules; a
     code of another WeChat user is 403 and nothing is stored.
     """
-    campaign = published_campaign(slug)
+    campaign = g.campaign
     wechat = current_wechat()
     if args["code"] is not None:
         refresh_session_key(g.user, wechat, args["code"])
     payload = decrypt_werun(g.user, wechat.appid, args["iv"], args["encrypted_data"])
     now = utcnow()
-    result = sync_werun(g.user, campaign, parse_step_list(payload, now), now)
+    result = sync_werun(g.user, campaign, g.participation, parse_step_list(payload, now), now)
     body = {
         "days": [{**day, "reduction_g": mg_to_g(day.pop("reduction_mg"))}
                  for day in result["days"]],

@@ -12,9 +12,10 @@ from backend.services.idempotency import (
     Replay,
     check_key,
     claim_key,
+    reply_call,
     request_fingerprint,
-    store_reply,
 )
+from backend.services.statements import run_together
 
 
 def idempotent_write(principal_of):
@@ -39,9 +40,14 @@ def idempotent_write(principal_of):
                     response.headers["Idempotent-Replayed"] = "true"
                     return response
                 record = claimed
+            g.tanpu_closing_calls = []
             response = view(*args, **kwargs)
+            closing = g.pop("tanpu_closing_calls")
             if record is not None and 200 <= response.status_code < 300:
-                store_reply(record, response.status_code, response.get_data(as_text=True))
+                closing.append(reply_call(record, response.status_code,
+                                          response.get_data(as_text=True)))
+            if closing:
+                run_together(closing)  # with the view's last statements, one round trip
             db.session.commit()
             return response
 

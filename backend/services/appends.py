@@ -217,16 +217,19 @@ class _Batch:
 
 
 def apply_entries(entries, ledger_rows, ledgers: dict[int, CampaignLedger],
-                  heads: dict[int, tuple[int, str]]) -> list[MemberScores]:
+                  heads: dict[int, tuple[int, str]],
+                  reads_after: list = ()) -> tuple[list[MemberScores], list[list[tuple]]]:
     """Insert the chained ``ledger_rows`` and apply their ``entries`` (each with
     ``campaign``, ``participation``, ``seq``, ``action``, ``local_date``, ``reduction_mg``,
     ``source``) to every projection with increments, in two round trips, under the
     chain-head locks; ``heads`` are the new (seq, hash) per campaign. Sets each entry's
-    ``day_total_mg``; returns the participants' new board scores."""
+    ``day_total_mg``; returns the participants' new board scores, and the rows of the
+    ``reads_after`` calls, which go out in the second round trip (they see every write)."""
     batch = _Batch.of(entries)
     action_rows = _write_participant_rows(batch, ledger_rows)
-    team_rows = _write_campaign_rows(batch, action_rows, ledgers, heads)
-    return _board_scores(batch, team_rows, heads)
+    team_rows, *read_rows = _write_campaign_rows(batch, action_rows, ledgers, heads,
+                                                 reads_after)
+    return _board_scores(batch, team_rows, heads), read_rows
 
 
 def _write_participant_rows(batch: _Batch, ledger_rows) -> list:
@@ -274,9 +277,10 @@ def _write_participant_rows(batch: _Batch, ledger_rows) -> list:
 
 
 def _write_campaign_rows(batch: _Batch, action_rows, ledgers: dict[int, CampaignLedger],
-                         heads: dict[int, tuple[int, str]]) -> list:
+                         heads: dict[int, tuple[int, str]], reads_after) -> list:
     """Second round trip: team, campaign action, action-day, day and week rows and the chain
-    heads, with the activity crossings of the participant rows. Returns the team rows."""
+    heads, with the activity crossings of the participant rows, then ``reads_after``.
+    Returns the team rows, then each read's rows."""
     teams: dict[tuple[int, str, date], _Delta] = defaultdict(_Delta)
     campaign_days: dict[tuple[int, date], _Delta] = defaultdict(_Delta)
     campaign_weeks: dict[tuple[int, date], _Delta] = defaultdict(_Delta)
@@ -305,7 +309,7 @@ def _write_campaign_rows(batch: _Batch, action_rows, ledgers: dict[int, Campaign
         action_days[(entry.campaign.id, entry.local_date, entry.action, team_id)].add(
             entry.reduction_mg, 0 if entry.source == "reversal" else 1, entry.seq)
 
-    return _run_groups(
+    written = _run_groups(
         _upsert(TeamPeriod, [
             {"team_id": t, "period": period, "period_start": start, "reduction_mg": delta.mg,
              "reached_seq": delta.reached_seq, "active_members": delta.crossing,
@@ -331,7 +335,9 @@ def _write_campaign_rows(batch: _Batch, action_rows, ledgers: dict[int, Campaign
             for (c, w), delta in campaign_weeks.items()],
             ("campaign_id", "week_start"), ("active_participants",)),
         [_head_update(ledgers[c], heads[c], delta) for c, delta in campaign_totals.items()],
-    )[0]
+        *([call] for call in reads_after),
+    )
+    return [written[0], *written[6:]]
 
 
 def _board_scores(batch: _Batch, team_rows,

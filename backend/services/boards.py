@@ -10,10 +10,9 @@ from datetime import date, datetime, timedelta
 
 import redis
 from flask import current_app, g
-from sqlalchemy import and_, select
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from backend.errors import ApiError
 from backend.extensions import db, redis_holder
 from backend.models import (
     Campaign,
@@ -67,25 +66,6 @@ def redis_boards() -> RedisBoards | None:
         boards = RedisBoards(client)
         current_app.extensions["tanpu_redis_boards"] = boards
     return boards
-
-
-def board_context(slug: str, user_id: int | None) -> tuple:
-    """(campaign, chain head, the user's participation, the user row) in one query: the board
-    is the most read endpoint. 404 for unknown and unpublished campaigns alike."""
-    query = (select(Campaign, CampaignLedger.head_seq)
-             .join(CampaignLedger, CampaignLedger.campaign_id == Campaign.id)
-             .where(Campaign.slug == slug))
-    if user_id is not None:
-        query = (query.add_columns(Participation, User)
-                 .outerjoin(Participation, and_(Participation.campaign_id == Campaign.id,
-                                                Participation.user_id == user_id))
-                 .outerjoin(User, User.id == user_id))
-    row = db.session.execute(query).one_or_none()
-    if row is None or row[0].status != "published":
-        raise ApiError(404, "not_found")
-    if user_id is None:
-        return row[0], row[1], None, None
-    return row[0], row[1], row[2], row[3]
 
 
 def _start_label(period: str, start: date | None) -> str:

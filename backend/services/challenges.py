@@ -42,16 +42,22 @@ def _facts(participation: Participation, day_rows, record_rows) -> Facts:
                  participation.reduction_mg)
 
 
-def record_completions(participation: Participation, campaign: Campaign, now: datetime) -> None:
-    """Record every challenge the participant has now completed, once: the completions and
-    the facts are read in one round trip (this runs under the chain-head lock). Flushes."""
+def completion_reads(participation: Participation, campaign: Campaign) -> list:
+    """The reads :func:`record_completions` needs after an append: none when the campaign
+    has no challenges or the participant is disqualified."""
+    if not campaign_doc(campaign).challenges or participation.disqualified_dt is not None:
+        return []
+    return [select(ChallengeCompletion.challenge_key)
+            .where(ChallengeCompletion.participation_id == participation.id),
+            *_facts_queries(participation.id)]
+
+
+def record_completions(participation: Participation, campaign: Campaign, now: datetime,
+                       rows: list) -> None:
+    """Record every challenge the participant has now completed, once, from the ``rows`` of
+    :func:`completion_reads` (read after the append, under the chain-head lock)."""
     doc = campaign_doc(campaign)
-    if not doc.challenges or participation.disqualified_dt is not None:
-        return
-    done, day_rows, record_rows = run_together([
-        select(ChallengeCompletion.challenge_key)
-        .where(ChallengeCompletion.participation_id == participation.id),
-        *_facts_queries(participation.id)])
+    done, day_rows, record_rows = rows
     done = {key for (key,) in done}
     pending = [c for c in doc.challenges if c.key not in done]
     if not pending:

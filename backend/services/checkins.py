@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, insert, select, update
 
 from backend.errors import ApiError, validation_error
 from backend.extensions import db
@@ -20,8 +21,9 @@ from backend.services.crediting import (
     hold_intake,
     signals_for,
 )
-from backend.services.ledger import lock_person_days
-from backend.services.membership import ensure_intake_open, require_participation
+from backend.services.ledger import person_days_lock
+from backend.services.membership import ensure_intake_open
+from backend.services.statements import before_commit, run_together
 from campaigns.calendar import entry_date_ok
 from campaigns.crediting import checkin_allowance
 from campaigns.decimals import DecimalInvalid, parse_milli
@@ -64,29 +66,53 @@ def _quantity_milli(rule: ActionRule, quantity) -> int:
     return milli
 
 
-def _elsewhere(user: User, campaign: Campaign, action: str, day: date) -> list[tuple[int, int]]:
-    """(campaign id, counted) of the person's other campaigns for this action and day; units
-    a disqualification reversed count nowhere, so they do not block another campaign."""
-    # PostgreSQL sums bigints as numeric: back to int, amounts stay exact integers.
-    return [(campaign_id, int(amount)) for campaign_id, amount in db.session.execute(
-        select(DayActionTotal.campaign_id, func.sum(DayActionTotal.counted_milli))
-        .join(Participation, Participation.id == DayActionTotal.participation_id)
-        .where(DayActionTotal.user_id == user.id, DayActionTotal.local_date == day,
-               DayActionTotal.action == action, DayActionTotal.campaign_id != campaign.id,
-               Participation.disqualified_dt.is_(None))
-        .group_by(DayActionTotal.campaign_id).order_by(DayActionTotal.campaign_id)
-    )]
+@functools.cache
+def _elsewhere_query():
+    """(campaign id, counted) of the person's other campaigns for an action and day; units a
+    disqualification reversed count nowhere, so they do not block another campaign."""
+    totals, participations = DayActionTotal.__table__, Participation.__table__
+    return (select(totals.c.campaign_id, func.sum(totals.c.counted_milli))
+            .join(participations, participations.c.id == totals.c.participation_id)
+            .where(totals.c.user_id == bindparam("user_id"),
+                   totals.c.local_date == bindparam("day"),
+                   totals.c.action == bindparam("action"),
+                   totals.c.campaign_id != bindparam("campaign_id"),
+                   participations.c.disqualified_dt.is_(None))
+            .group_by(totals.c.campaign_id).order_by(totals.c.campaign_id))
 
 
-def record_checkin(user: User, campaign: Campaign, action: str, quantity, day: date | None,
-                   has_idempotency_key: bool, now: datetime) -> CheckinResult:
-    """Record a check-in and append its ledger entry (also at 0 mg). Flushes.
+@functools.cache
+def _done_query():
+    """The once-daily check-in of an action on a day, if there is one."""
+    table = Checkin.__table__
+    return select(table.c.id).where(table.c.participation_id == bindparam("participation_id"),
+                                    table.c.local_date == bindparam("day"),
+                                    table.c.once_daily_action == bindparam("action"))
 
-    Errors: 409 campaign.not_joined / campaign.not_active / checkin.already_done; 403
-    campaign.join_denied (disqualified); 422 checkin.date_out_of_range,
-    checkin.source_not_allowed, validation.failed (action, quantity, Idempotency-Key).
+
+@functools.cache
+def _checkin_insert():
+    table = Checkin.__table__
+    return insert(table).returning(table.c.id)
+
+
+@functools.cache
+def _entry_seq_update():
+    table = Checkin.__table__
+    return update(table).where(table.c.id == bindparam("checkin_id")).values(
+        entry_seq=bindparam("seq"))
+
+
+def record_checkin(user: User, campaign: Campaign, participation: Participation, action: str,
+                   quantity, day: date | None, has_idempotency_key: bool,
+                   now: datetime) -> CheckinResult:
+    """Record ``user``'s check-in as ``participation`` (joined, not disqualified) and append
+    its ledger entry (also at 0 mg).
+
+    Errors: 409 campaign.not_active / checkin.already_done; 403 campaign.join_denied
+    (disqualified meanwhile); 422 checkin.date_out_of_range, checkin.source_not_allowed,
+    validation.failed (action, quantity, Idempotency-Key).
     """
-    participation = require_participation(campaign, user)
     today = ensure_intake_open(campaign, now)
     doc = campaign_doc(campaign)
     day = day or today
@@ -106,46 +132,56 @@ def record_checkin(user: User, campaign: Campaign, action: str, quantity, day: d
         raise validation_error({"Idempotency-Key": ["Required for this action: a retry "
                                                     "without it could count twice."]})
 
-    lock_person_days([(user.id, day)])
-    if once_daily and db.session.scalar(select(Checkin.id).where(
-            Checkin.participation_id == participation.id, Checkin.local_date == day,
-            Checkin.once_daily_action == action)) is not None:
+    # The person-day lock, then what crediting reads under it, in one round trip.
+    _lock, day_rows, elsewhere, done = run_together([
+        person_days_lock([(user.id, day)]),
+        DayRows.query(participation, day - timedelta(days=7), day),
+        (_elsewhere_query(), {"user_id": user.id, "day": day, "action": action,
+                              "campaign_id": campaign.id}),
+        (_done_query(), {"participation_id": participation.id, "day": day,
+                         "action": action if once_daily else None}),
+    ])
+    if done:
         raise ApiError(409, "checkin.already_done")
-
+    # PostgreSQL sums bigints as numeric: back to int, amounts stay exact integers.
+    elsewhere = [(campaign_id, int(amount)) for campaign_id, amount in elsewhere]
+    day_rows = DayRows(day_rows)
     rules = CampaignRules(campaign, doc, methodology)
-    day_rows = DayRows(participation, day - timedelta(days=7), day)
     total_before = day_rows.total(day, action, SELF_REPORT)
     counted_before = day_rows.counted(day, action, SELF_REPORT)
-    checkin = Checkin(
-        campaign_id=campaign.id, participation_id=participation.id, action=action,
-        once_daily_action=action if once_daily else None, local_date=day,
-        quantity_milli=quantity_milli, counted_milli=0, reduction_mg=0, created_dt=now,
-    )
+    values = {"campaign_id": campaign.id, "participation_id": participation.id,
+              "action": action, "once_daily_action": action if once_daily else None,
+              "local_date": day, "quantity_milli": quantity_milli, "counted_milli": 0,
+              "reduction_mg": 0, "claimed_by": None, "created_dt": now}
     signals = signals_for(rules, participation, rule, day, SELF_REPORT,
                           total_before + quantity_milli, day_rows=day_rows)
     if signals:
-        db.session.add(checkin)
-        db.session.flush()
+        checkin = _insert(values, [])
         hold_intake(participation, rule, day, SELF_REPORT, str(checkin.id), quantity_milli,
                     signals, now)
         return _result(checkin, participation, rule, None, held=True)
-    elsewhere = _elsewhere(user, campaign, action, day)
     granted, reduction = credit_units(rules, participation, rule, day, SELF_REPORT,
                                       quantity_milli, sum(amount for _, amount in elsewhere),
                                       day_rows=day_rows)
     claimed_by = _claimed_by(total_before, counted_before, rule, quantity_milli, granted,
                              elsewhere)
-    checkin.counted_milli = granted
-    checkin.reduction_mg = reduction
-    checkin.claimed_by = claimed_by[0] if claimed_by else None
-    db.session.add(checkin)
-    db.session.flush()
+    values.update(counted_milli=granted, reduction_mg=reduction,
+                  claimed_by=claimed_by[0] if claimed_by else None)
+    checkin = _insert(values, day_rows.write_calls())
     draft = EntryDraft(campaign, participation, rule, day, quantity_milli, granted, reduction,
                        SELF_REPORT, str(checkin.id))
     append_drafts([draft], now)
     checkin.entry_seq = draft.seq
+    before_commit((_entry_seq_update(), {"checkin_id": checkin.id, "seq": draft.seq}))
     return _result(checkin, participation, rule, claimed_by[1] if claimed_by else None,
                    day_reduction_mg=draft.day_total_mg)
+
+
+def _insert(values: dict, other_calls: list) -> Checkin:
+    """Insert the check-in (after ``other_calls``, in the same round trip); the returned
+    Checkin holds its values and id, outside the session."""
+    *_, ((checkin_id,),) = run_together([*other_calls, (_checkin_insert(), values)])
+    return Checkin(id=checkin_id, **values)
 
 
 def _result(checkin: Checkin, participation: Participation, rule: ActionRule,

@@ -16,7 +16,7 @@ from backend.services.campaigns import (
     publish_campaign,
 )
 from backend.services.checkins import record_checkin
-from backend.services.membership import join_campaign
+from backend.services.membership import join_campaign, require_participation
 from campaigns.calendar import local_today, zone
 from campaigns.document import dump_campaign
 from campaigns.presets import DEMO_PRESET, load_preset, shift_document
@@ -70,4 +70,5 @@ def load_demo(wechat, now: datetime) -> str | None:
 def _one_day(user: User, campaign, day, now: datetime, rng: random.Random) -> None:
     for action, quantity, chance in HABITS:
         if rng.random() < chance:
-            record_checkin(user, campaign, action, quantity, day, True, now)
+            record_checkin(user, campaign, require_participation(campaign, user), action, quantity,
+                           day, True, now)

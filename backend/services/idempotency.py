@@ -3,12 +3,13 @@ create nothing, also when the two requests run at once; another body is 422."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 
 from backend.clock import utcnow
 from backend.errors import ApiError, validation_error
@@ -73,7 +74,13 @@ def claim_key(principal: str, method: str, path: str, key: str,
     raise ApiError(503, "service.unavailable", headers={"Retry-After": "1"})
 
 
-def store_reply(record_id: int, status: int, body: str) -> None:
+@functools.cache
+def _reply_update():
     table = IdempotencyRecord.__table__
-    db.session.execute(update(table).where(table.c.id == record_id)
-                       .values(status_code=status, response_body=body))
+    return update(table).where(table.c.id == bindparam("record_id")).values(
+        status_code=bindparam("status"), response_body=bindparam("body"))
+
+
+def reply_call(record_id: int, status: int, body: str) -> tuple:
+    """The :func:`run_together` call that stores the reply of a claimed key."""
+    return (_reply_update(), {"record_id": record_id, "status": status, "body": body})

@@ -26,18 +26,24 @@ def new_ledger(campaign: Campaign) -> CampaignLedger:
     return ledger
 
 
-def lock_person_days(days: Iterable[tuple[int, date]]) -> None:
-    """Lock (creating when missing) one row per (user, date), in ascending order, so that
-    concurrent intakes for the same person and day run one after the other. One statement:
-    an upsert that "updates" an existing row takes its lock, row by row in VALUES order."""
+def person_days_lock(days: Iterable[tuple[int, date]]):
+    """The statement that locks (creating when missing) one row per (user, date), in
+    ascending order, so that concurrent intakes for the same person and day run one after
+    the other: an upsert that "updates" an existing row takes its lock, row by row in
+    VALUES order."""
     wanted = sorted(set(days))
-    if not wanted:
-        return
     statement = upsert_insert(PersonDay.__table__).values(
         [{"user_id": u, "local_date": d} for u, d in wanted])
-    db.session.execute(statement.on_conflict_do_update(
+    return statement.on_conflict_do_update(
         index_elements=[PersonDay.user_id, PersonDay.local_date],
-        set_={"user_id": statement.excluded.user_id}))
+        set_={"user_id": statement.excluded.user_id})
+
+
+def lock_person_days(days: Iterable[tuple[int, date]]) -> None:
+    """Lock the person-day rows of these (user, date) now (see :func:`person_days_lock`)."""
+    days = list(days)
+    if days:
+        db.session.execute(person_days_lock(days))
 
 
 def lock_ledgers(campaign_ids: Iterable[int]) -> dict[int, CampaignLedger]:
@@ -71,12 +77,14 @@ class NewEntry:
 
 
 def append_entries(entries: list[NewEntry], now: datetime,
-                   ledgers: dict[int, CampaignLedger] | None = None) -> None:
+                   ledgers: dict[int, CampaignLedger] | None = None,
+                   reads_after: list = ()) -> list[list[tuple]]:
     """Chain these entries in order onto their campaigns' heads (locked here in ascending
     campaign id unless ``ledgers`` are given, already locked), insert them in one statement
-    and update the projections. Sets each ``entry.seq``."""
+    and update the projections. Sets each ``entry.seq``. ``reads_after``: Core reads sent
+    with the last writes (they see them); their rows are returned."""
     if not entries:
-        return
+        return []
     if ledgers is None:
         ledgers = lock_ledgers(entry.campaign.id for entry in entries)
     heads = {campaign_id: (ledger.head_seq, ledger.head_hash)
@@ -103,7 +111,8 @@ def append_entries(entries: list[NewEntry], now: datetime,
             "source": entry.source, "source_ref": entry.source_ref,
             "methodology_version": entry.methodology_version, "created_dt": now,
             "prev_hash": line["prev_hash"], "hash": line["hash"]})
-    scores = apply_entries(entries, rows, ledgers, heads)
+    scores, read_rows = apply_entries(entries, rows, ledgers, heads, reads_after)
     if has_request_context():  # mirrored on the Redis boards after the request commits
         g.setdefault("tanpu_appended", []).append(
             (scores, [(entry.campaign.id, entry.seq) for entry in entries]))
+    return read_rows

@@ -27,7 +27,12 @@ def find_participation(campaign: Campaign, user: User) -> Participation | None:
 
 def require_participation(campaign: Campaign, user: User) -> Participation:
     """The user's participation; 409 campaign.not_joined, or 403 join_denied when disqualified."""
-    participation = find_participation(campaign, user)
+    return check_joined(find_participation(campaign, user))
+
+
+def check_joined(participation: Participation | None) -> Participation:
+    """The participation itself; 409 campaign.not_joined when None, 403 join_denied when
+    disqualified."""
     if participation is None:
         raise ApiError(409, "campaign.not_joined")
     if participation.disqualified_dt is not None:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import NamedTuple
+
+from sqlalchemy import and_, select
+from sqlalchemy.orm import defer
 
 from backend.clock import utcnow
 from backend.errors import ApiError
 from backend.extensions import db
-from backend.models import Campaign, CampaignLedger
+from backend.models import Campaign, CampaignLedger, Participation, User
 from backend.services.campaigns import campaign_doc, find_campaign
 from campaigns.calendar import local_today
 from campaigns.decimals import mg_to_g, milli_to_number
@@ -22,6 +26,34 @@ def published_campaign(slug: str) -> Campaign:
     if campaign is None or campaign.status != "published":
         raise ApiError(404, "not_found")
     return campaign
+
+
+class CampaignContext(NamedTuple):
+    campaign: Campaign
+    head_seq: int
+    participation: Participation | None
+    user: User | None  # held here: the session's identity map keeps weak references
+
+
+def campaign_context(slug: str, user_id: int | None) -> CampaignContext | None:
+    """A published campaign with its chain head and ``user_id``'s participation (None when
+    not joined), in one query that also loads the user's row into the session (the token's
+    check then needs none); None for unknown and unpublished campaigns alike."""
+    # The settings document is parsed once per version (campaign_doc): loaded only then.
+    query = (select(Campaign, CampaignLedger.head_seq).options(defer(Campaign.settings))
+             .join(CampaignLedger, CampaignLedger.campaign_id == Campaign.id)
+             .where(Campaign.slug == slug))
+    if user_id is not None:
+        query = (query.add_columns(Participation, User)
+                 .outerjoin(Participation, and_(Participation.campaign_id == Campaign.id,
+                                                Participation.user_id == user_id))
+                 .outerjoin(User, User.id == user_id))
+    row = db.session.execute(query).one_or_none()
+    if row is None or row[0].status != "published":
+        return None
+    if user_id is None:
+        return CampaignContext(row[0], row[1], None, None)
+    return CampaignContext(row[0], row[1], row[2], row[3])
 
 
 def campaign_status(campaign: Campaign, now: datetime | None = None) -> str:

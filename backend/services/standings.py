@@ -8,7 +8,6 @@ from sqlalchemy import func, select
 
 from backend.models import (
     Campaign,
-    CampaignLedger,
     ParticipantAction,
     ParticipantDay,
     Participation,
@@ -23,9 +22,10 @@ from campaigns.decimals import mg_to_g, milli_to_number
 from campaigns.rules import points
 
 
-def my_campaign(participation: Participation, campaign: Campaign, now: datetime) -> dict:
+def my_campaign(participation: Participation, campaign: Campaign, now: datetime,
+                head_seq: int) -> dict:
     """Totals, points, days active and per-action figures, from projections: every read
-    below goes out in one round trip."""
+    below goes out in one round trip. ``head_seq``: the chain head, read with the campaign."""
     doc = campaign_doc(campaign)
     challenge_reads = view_queries(participation)
     rows = run_together([
@@ -39,11 +39,10 @@ def my_campaign(participation: Participation, campaign: Campaign, now: datetime)
             ParticipantDay.reduction_mg > 0),
         held_query(participation),
         select(Team.key).where(Team.id == participation.team_id),
-        select(CampaignLedger.head_seq).where(CampaignLedger.campaign_id == campaign.id),
     ])
     challenges, badges = challenge_view(participation, campaign, now,
                                         rows[:len(challenge_reads)])
-    actions, ((days_active,),), holds, team, ((head_seq,),) = rows[len(challenge_reads):]
+    actions, ((days_active,),), holds, team = rows[len(challenge_reads):]
     return {
         "reduction_g": mg_to_g(participation.reduction_mg),
         "points": points(participation.reduction_mg, doc.points_per_g_milli),

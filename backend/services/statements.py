@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import namedtuple
 
 import psycopg
+from flask import g, has_request_context
 from psycopg.rows import namedtuple_row
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -22,6 +23,17 @@ def upsert_insert(table, dialect_name: str | None = None):
     """An INSERT with ON CONFLICT support for the session's database (or ``dialect_name``)."""
     name = dialect_name or db.session.get_bind().dialect.name
     return (pg_insert if name == "postgresql" else sqlite_insert)(table)
+
+
+def before_commit(call) -> None:
+    """Run ``call`` in the round trip that stores the request's idempotent reply, right
+    before its commit (see :func:`backend.api.writes.idempotent_write`); outside such a
+    request, now."""
+    closing = g.get("tanpu_closing_calls") if has_request_context() else None
+    if closing is None:
+        run_together([call])
+    else:
+        closing.append(call)
 
 
 _COMPILED_LIMIT = 512

@@ -23,7 +23,8 @@ from backend.services.crediting import (
 )
 from backend.services.ledger import lock_person_days
 from backend.services.logins import exchange_login_code, record_wechat_session, session_key_of
-from backend.services.membership import ensure_intake_open, require_participation
+from backend.services.membership import check_joined, ensure_intake_open
+from backend.services.statements import run_together
 from backend.wechat_crypto import (
     DecryptFailed,
     MalformedOpenData,
@@ -87,8 +88,13 @@ class _SyncRows:
 
     def day_rows(self, participation: Participation) -> DayRows:
         if participation.id not in self._day_rows:
-            self._day_rows[participation.id] = DayRows(participation, self._first, self._last)
+            self._day_rows[participation.id] = DayRows.load(participation, self._first,
+                                                           self._last)
         return self._day_rows[participation.id]
+
+    def write_calls(self) -> list[tuple]:
+        """The upserts of the day totals the sync changed."""
+        return [call for rows in self._day_rows.values() for call in rows.write_calls()]
 
 
 def _credit_day(day: date, steps: int, record: WerunDay, membership, now: datetime,
@@ -120,13 +126,14 @@ def _credit_day(day: date, steps: int, record: WerunDay, membership, now: dateti
     return DayOutcome(day, steps, "counted", rules.campaign.id, draft)
 
 
-def sync_werun(user: User, campaign: Campaign, days: dict[date, int], now: datetime) -> dict:
+def sync_werun(user: User, campaign: Campaign, participation: Participation | None,
+               days: dict[date, int], now: datetime) -> dict:
     """Record a WeRun sync received through ``campaign``'s endpoint. Flushes.
 
     Each day keeps the highest count seen; a higher count credits the difference to the one
     campaign the day belongs to (the earliest joined that counts steps on that date).
     """
-    endpoint = require_participation(campaign, user)
+    endpoint = check_joined(participation)
     ensure_intake_open(campaign, now)
     lock_person_days((user.id, day) for day in days)
     memberships = {p.campaign_id: (p, r) for p, r in joined(user.id)}
@@ -154,6 +161,8 @@ def sync_werun(user: User, campaign: Campaign, days: dict[date, int], now: datet
             outcomes.append(DayOutcome(day, steps, "unchanged", target))
             continue
         outcomes.append(_credit_day(day, steps, record, memberships[target], now, rows))
+    if rows is not None:
+        run_together(rows.write_calls())
     append_drafts([o.draft for o in outcomes if o.draft is not None], now)
     return _reply(endpoint, outcomes)
 
