@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 from bench.peak import COUNT_ACTIONS, app_environ  # noqa: E402
 
 API = "/api/v1"
-KINDS = ("checkin", "me", "board", "teams")
+KINDS = ("checkin", "me", "board", "teams", "werun")
 
 
 def main() -> None:
@@ -54,9 +54,13 @@ def main() -> None:
     gets = {"me": f"{base}/me", "board": f"{base}/leaderboards/individuals",
             "teams": f"{base}/leaderboards/teams?period=week"}
 
+    werun = werun_payloads(app, login.json["user"]["id"], 30 + 2 * args.requests)
+
     for kind in args.kinds or KINDS:
         def send(i: int, kind=kind):
-            if kind == "checkin":
+            if kind == "werun":
+                response = client.post(f"{base}/werun", headers=headers, json=werun.pop(0))
+            elif kind == "checkin":
                 response = client.post(
                     f"{base}/checkins", headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
                     json={"action": COUNT_ACTIONS[i % len(COUNT_ACTIONS)], "quantity": 1})
@@ -82,6 +86,36 @@ def main() -> None:
             profile.disable()
             pstats.Stats(profile).sort_stats("cumulative").print_stats(r"backend/", 25)
             pstats.Stats(profile).sort_stats("tottime").print_stats(25)
+
+
+def werun_payloads(app, user_id: int, count: int) -> list[dict]:
+    """31-day WeRun lists whose today's count rises by 500 steps a sync (each credits the
+    increase), encrypted with the user's session key as the sandbox does."""
+    from datetime import datetime, timedelta
+
+    from backend.extensions import db
+    from backend.models import User
+    from backend.services.logins import session_key_of
+    from backend.wechat_crypto import encrypt_open_data
+    from campaigns.calendar import zone
+    from campaigns.werun import BEIJING
+
+    tz = zone(BEIJING)
+    today = datetime.now(tz).date()
+    days = [today - timedelta(days=i) for i in range(30, -1, -1)]
+    midnights = [int(datetime(d.year, d.month, d.day, tzinfo=tz).timestamp()) for d in days]
+    with app.app_context():
+        key = session_key_of(db.session.get(User, user_id))
+        start = int(time.time()) % 10_000  # a new run still rises above the last one's counts
+        payloads = []
+        for i in range(count):
+            steps = [8_000] * 30 + [start * 10 + 500 * (i + 1)]
+            data = {"stepInfoList": [{"timestamp": t, "step": n}
+                                     for t, n in zip(midnights, steps, strict=True)]}
+            encrypted, iv = encrypt_open_data(key, data, app.config["WECHAT_APPID"])
+            payloads.append({"encrypted_data": encrypted, "iv": iv})
+        db.session.rollback()
+    return payloads
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import json
 from flask import after_this_request, current_app, g
 from flask_smorest import Blueprint
 
-from backend.api.context import load_campaign_context
+from backend.api.context import load_read_context
 from backend.api.docs import BEARER, documents_errors
 from backend.api.reads import reads_only
 from backend.clock import utcnow
@@ -43,7 +43,7 @@ def get_board(args, slug, board):
     """
     if board not in BOARDS:
         raise ApiError(404, "not_found")
-    load_campaign_context(slug, required=False)
+    load_read_context(slug, required=False)
     campaign, head_seq, participation = g.campaign, g.head_seq, g.participation
     now = utcnow()
     doc = campaign_doc(campaign)

@@ -10,7 +10,7 @@ from flask import g
 
 from backend.auth import bearer_token, current_principal, decode_token
 from backend.errors import ApiError
-from backend.services.public import campaign_context
+from backend.services.public import campaign_context, read_context
 
 
 def load_campaign_context(slug: str, required: bool = True) -> None:
@@ -31,6 +31,40 @@ def load_campaign_context(slug: str, required: bool = True) -> None:
         raise ApiError(404, "not_found")
     g.campaign, g.head_seq = context.campaign, context.head_seq
     g.participation = context.participation if g.user is not None else None
+
+
+def load_read_context(slug: str, required: bool = True) -> None:
+    """:func:`load_campaign_context` for views that only read: ``g.campaign`` and
+    ``g.participation`` are plain rows (``CampaignRef``, ``ParticipationRef``) from one
+    statement, and the token is checked against the user's columns that came with them;
+    ``g.user`` is not set. Same errors, in the same order."""
+    token = bearer_token()
+    if token is None and required:
+        raise ApiError(401, "auth.token_missing")
+    claims = decode_token(token) if token is not None else None
+    if claims is not None and claims["typ"] != "participant":
+        current_principal("participant", required)  # 401 for a revoked one, else 403
+    context = read_context(slug, claims["sub"] if claims is not None else None)
+    if context is None:
+        if claims is not None:
+            current_principal("participant", required)  # a revoked token is 401 before 404
+        raise ApiError(404, "not_found")
+    if claims is not None and context.token_version != claims["ver"]:
+        raise ApiError(401, "auth.token_invalid")  # the user is gone, erased or logged out
+    g.campaign, g.head_seq = context.campaign, context.head_seq
+    g.participation = context.participation if claims is not None else None
+
+
+def reads_in_campaign(view):
+    """A participant's read-only view of the campaign of its ``slug``: see
+    :func:`load_read_context`."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        load_read_context(kwargs["slug"])
+        return view(*args, **kwargs)
+
+    return wrapper
 
 
 def in_campaign(view):

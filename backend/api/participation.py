@@ -6,7 +6,7 @@ from flask import current_app, g
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
-from backend.api.context import in_campaign
+from backend.api.context import in_campaign, reads_in_campaign
 from backend.api.docs import BEARER, IDEMPOTENCY_KEY, documents_errors
 from backend.api.pagination import after_cursor, page
 from backend.api.reads import reads_only
@@ -124,7 +124,7 @@ def list_checkins(args, slug):
 
 @bp.route("/<slug>/me", methods=["GET"])
 @reads_only
-@in_campaign
+@reads_in_campaign
 @bp.response(200, MyCampaignSchema)
 @bp.doc(security=BEARER)
 @documents_errors(bp, 401, 403, 404, 409)

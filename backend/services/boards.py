@@ -302,7 +302,7 @@ def _team_entries(standings) -> list[dict]:
 def _my_team(standings, participation: Participation | None) -> dict | None:
     if participation is None or participation.team_id is None:
         return None
-    key = db.session.get(Team, participation.team_id).key
+    key = participation.team_key
     for rank, standing in enumerate(standings, start=1):
         if standing.member == key:
             return {"rank": rank, "reduction_g": mg_to_g(standing.metric_mg)}
@@ -316,8 +316,7 @@ def _from_redis(boards: RedisBoards, campaign, board, period, start, limit, part
     key = board_key(campaign.id, board, period, _start_label(period, start))
     member_id = None
     if participation is not None:
-        member_id = participation.pid if board == "individuals" else (
-            db.session.get(Team, participation.team_id).key if participation.team_id else None)
+        member_id = participation.pid if board == "individuals" else participation.team_key
     watermark, top, member = boards.snapshot(campaign.id, key, limit, member_id)
     if not redis_current(boards, campaign, now, watermark, head_seq):
         return None

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from backend.extensions import db
 from backend.models import (
@@ -21,19 +22,31 @@ from campaigns.challenges import Facts, progress, target
 from campaigns.decimals import mg_to_g
 
 
-def _facts_queries(participation_id: int) -> tuple:
-    """Two grouped queries over the participant's own rows: counted per (action, day), and
-    records that counted something per action."""
+@functools.cache
+def _facts_statements() -> tuple:
+    by_participation = bindparam("participation_id")
     return (
         select(DayActionTotal.action, DayActionTotal.local_date,
                func.sum(DayActionTotal.counted_milli))
-        .where(DayActionTotal.participation_id == participation_id)
+        .where(DayActionTotal.participation_id == by_participation)
         .group_by(DayActionTotal.action, DayActionTotal.local_date),
         select(LedgerEntry.action, func.count())
-        .where(LedgerEntry.participation_id == participation_id,
+        .where(LedgerEntry.participation_id == by_participation,
                LedgerEntry.source != "reversal", LedgerEntry.counted_milli > 0)
         .group_by(LedgerEntry.action),
+        select(ChallengeCompletion.challenge_key)
+        .where(ChallengeCompletion.participation_id == by_participation),
+        select(ChallengeCompletion.challenge_key, ChallengeCompletion.completed_dt)
+        .where(ChallengeCompletion.participation_id == by_participation),
     )
+
+
+def _facts_queries(participation_id: int) -> list[tuple]:
+    """Two grouped queries over the participant's own rows: counted per (action, day), and
+    records that counted something per action (as calls of :func:`run_together`, built
+    once)."""
+    return [(statement, {"participation_id": participation_id})
+            for statement in _facts_statements()[:2]]
 
 
 def _facts(participation: Participation, day_rows, record_rows) -> Facts:
@@ -47,8 +60,7 @@ def completion_reads(participation: Participation, campaign: Campaign) -> list:
     has no challenges or the participant is disqualified."""
     if not campaign_doc(campaign).challenges or participation.disqualified_dt is not None:
         return []
-    return [select(ChallengeCompletion.challenge_key)
-            .where(ChallengeCompletion.participation_id == participation.id),
+    return [(_facts_statements()[2], {"participation_id": participation.id}),
             *_facts_queries(participation.id)]
 
 
@@ -71,11 +83,10 @@ def record_completions(participation: Participation, campaign: Campaign, now: da
         db.session.execute(upsert_insert(table).values(completed).on_conflict_do_nothing())
 
 
-def view_queries(participation: Participation) -> tuple:
+def view_queries(participation: Participation) -> list[tuple]:
     """The reads of :func:`challenge_view`: completions, then the facts."""
-    return (select(ChallengeCompletion.challenge_key, ChallengeCompletion.completed_dt)
-            .where(ChallengeCompletion.participation_id == participation.id),
-            *_facts_queries(participation.id))
+    return [(_facts_statements()[3], {"participation_id": participation.id}),
+            *_facts_queries(participation.id)]
 
 
 def challenge_view(participation: Participation, campaign: Campaign, now: datetime,
@@ -84,7 +95,7 @@ def challenge_view(participation: Participation, campaign: Campaign, now: dateti
     :func:`view_queries` when the caller ran them (with others, in one round trip)."""
     doc = campaign_doc(campaign)
     completion_rows, day_rows, record_rows = rows or run_together(
-        list(view_queries(participation)))
+        view_queries(participation))
     completions = dict(completion_rows)
     facts = _facts(participation, day_rows, record_rows)
     today = local_today(now, doc.timezone)

@@ -3,9 +3,10 @@ date; a rejection appends nothing. Each hold is decided once, both are audited."
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 
 from backend.errors import ApiError
 from backend.extensions import db
@@ -115,9 +116,16 @@ def reject_holds_of(participation: Participation, actor, now: datetime) -> int:
     ).rowcount
 
 
-def held_query(participation: Participation):
-    """The participant's intakes waiting for an organiser, oldest first."""
+@functools.cache
+def _held_statement():
     return (select(Hold.id, Hold.source, Hold.action, Hold.local_date, Hold.quantity_milli,
                    Hold.signals, Hold.created_dt)
-            .where(Hold.participation_id == participation.id, Hold.status == "held")
+            .where(Hold.participation_id == bindparam("participation_id"),
+                   Hold.status == "held")
             .order_by(Hold.id))
+
+
+def held_query(participation: Participation) -> tuple:
+    """The participant's intakes waiting for an organiser, oldest first (a call of
+    :func:`run_together`, built once)."""
+    return (_held_statement(), {"participation_id": participation.id})

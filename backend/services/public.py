@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import functools
+from datetime import date, datetime
 from typing import NamedTuple
 
-from sqlalchemy import and_, select
+from sqlalchemy import BigInteger, and_, bindparam, select
 from sqlalchemy.orm import defer
 
 from backend.clock import utcnow
 from backend.errors import ApiError
 from backend.extensions import db
-from backend.models import Campaign, CampaignLedger, Participation, User
+from backend.models import Campaign, CampaignLedger, Participation, Team, User
 from backend.services.campaigns import campaign_doc, find_campaign
+from backend.services.statements import run_together
 from campaigns.calendar import local_today
 from campaigns.decimals import mg_to_g, milli_to_number
 from campaigns.document import effective_actions
@@ -54,6 +56,72 @@ def campaign_context(slug: str, user_id: int | None) -> CampaignContext | None:
     if user_id is None:
         return CampaignContext(row[0], row[1], None, None)
     return CampaignContext(row[0], row[1], row[2], row[3])
+
+
+class CampaignRef(NamedTuple):
+    """What the read views need of a campaign row (its document: :func:`campaign_doc`)."""
+
+    id: int
+    slug: str
+    status: str
+    doc_version: int
+
+
+class ParticipationRef(NamedTuple):
+    """What the read views need of a participation row, and its team's key."""
+
+    id: int
+    campaign_id: int
+    user_id: int | None
+    pid: str
+    team_id: int | None
+    joined_on: date
+    disqualified_dt: datetime | None
+    reduction_mg: int
+    reached_seq: int
+    on_board: bool
+    team_key: str | None
+
+
+class ReadContext(NamedTuple):
+    campaign: CampaignRef
+    head_seq: int
+    participation: ParticipationRef | None
+    token_version: int | None  # of the user (None: no such user, or erased)
+
+
+@functools.cache
+def _read_context_query():
+    campaigns, ledgers = Campaign.__table__, CampaignLedger.__table__
+    participations, users, teams = Participation.__table__, User.__table__, Team.__table__
+    user_id = bindparam("user_id", type_=BigInteger)
+    return (select(*(campaigns.c[name] for name in CampaignRef._fields), ledgers.c.head_seq,
+                   *(participations.c[name].label(f"p_{name}")
+                     for name in ParticipationRef._fields if name != "team_key"),
+                   teams.c.key.label("team_key"), users.c.token_version,
+                   users.c.openid.is_not(None).label("has_openid"))
+            .join(ledgers, ledgers.c.campaign_id == campaigns.c.id)
+            .outerjoin(participations, and_(participations.c.campaign_id == campaigns.c.id,
+                                            participations.c.user_id == user_id))
+            .outerjoin(teams, teams.c.id == participations.c.team_id)
+            .outerjoin(users, users.c.id == user_id)
+            .where(campaigns.c.slug == bindparam("slug")))
+
+
+def read_context(slug: str, user_id: int | None) -> ReadContext | None:
+    """:func:`campaign_context` for views that only read, as plain rows (no ORM entities):
+    one statement, compiled once. None for unknown and unpublished campaigns alike."""
+    rows = run_together([(_read_context_query(), {"slug": slug, "user_id": user_id})])[0]
+    if not rows or rows[0].status != "published":
+        return None
+    row = rows[0]
+    campaign = CampaignRef(*row[:len(CampaignRef._fields)])
+    participation = None
+    if row.p_id is not None:
+        start = len(CampaignRef._fields) + 1
+        participation = ParticipationRef(*row[start:start + len(ParticipationRef._fields)])
+    token_version = row.token_version if row.has_openid else None
+    return ReadContext(campaign, row.head_seq, participation, token_version)
 
 
 def campaign_status(campaign: Campaign, now: datetime | None = None) -> str:
