@@ -1,58 +1,73 @@
 """The participant views under /campaigns/<slug>/: the token's user, the published campaign,
 its chain head and the user's participation come in one query (the most frequent requests
-of a campaign's evening peak each saved two round trips and two ORM loads this way)."""
+of a campaign's evening peak each saved round trips and ORM loads this way).
+
+Errors, in every loader, in the order of :func:`backend.auth.participant_required` then the
+campaign: 401 (missing, invalid, expired or revoked token), 403 auth.forbidden (a staff
+token), then 404 (unknown or unpublished campaign)."""
 
 from __future__ import annotations
 
 import functools
 
-from flask import g
+from flask import g, request
 
 from backend.auth import bearer_token, current_principal, decode_token
 from backend.errors import ApiError
-from backend.services.public import campaign_context, read_context
+from backend.services.idempotency import HEADER, check_key, claim_call, request_fingerprint
+from backend.services.public import campaign_context, participation_entity, read_context
 
 
-def load_campaign_context(slug: str, required: bool = True) -> None:
-    """Set ``g.user`` (None without a token when not ``required``), ``g.campaign``,
-    ``g.head_seq`` and ``g.participation`` (None when not joined). Errors in the order of
-    :func:`participant_required` then the campaign: 401 (missing, invalid, expired or
-    revoked token), 403 auth.forbidden (a staff token), then 404 (unknown or unpublished)."""
+def _participant_claims(required: bool) -> dict | None:
+    """The verified claims of a participant token (None without one when not ``required``);
+    a staff token is 403, or 401 when revoked."""
     token = bearer_token()
     if token is None and required:
         raise ApiError(401, "auth.token_missing")
     claims = decode_token(token) if token is not None else None
     if claims is not None and claims["typ"] != "participant":
-        current_principal("participant", required)  # 401 for a revoked one, else 403
+        current_principal("participant", required)
+    return claims
+
+
+def load_campaign_context(slug: str, required: bool = True) -> None:
+    """Set ``g.user`` (the User; None without a token when not ``required``), ``g.user_id``,
+    ``g.campaign``, ``g.head_seq`` and ``g.participation`` (None when not joined)."""
+    claims = _participant_claims(required)
     context = campaign_context(slug, claims["sub"] if claims is not None else None)
     # The user's row came with the campaign: the token check finds it in the session.
     g.user = current_principal("participant", required)
     if context is None:
         raise ApiError(404, "not_found")
+    g.user_id = g.user.id if g.user is not None else None
     g.campaign, g.head_seq = context.campaign, context.head_seq
     g.participation = context.participation if g.user is not None else None
 
 
 def load_read_context(slug: str, required: bool = True) -> None:
-    """:func:`load_campaign_context` for views that only read: ``g.campaign`` and
-    ``g.participation`` are plain rows (``CampaignRef``, ``ParticipationRef``) from one
-    statement, and the token is checked against the user's columns that came with them;
-    ``g.user`` is not set. Same errors, in the same order."""
-    token = bearer_token()
-    if token is None and required:
-        raise ApiError(401, "auth.token_missing")
-    claims = decode_token(token) if token is not None else None
-    if claims is not None and claims["typ"] != "participant":
-        current_principal("participant", required)  # 401 for a revoked one, else 403
-    context = read_context(slug, claims["sub"] if claims is not None else None)
+    """Set ``g.user_id``, ``g.campaign`` (a ``CampaignRef``), ``g.head_seq`` and
+    ``g.participation`` (a ``ParticipationRef``, None when not joined) from one statement
+    built once, the token checked against the user's columns that came with them (no User
+    is loaded: ``g.user`` is not set)."""
+    _read_context(slug, _participant_claims(required), required)
+
+
+def _read_context(slug: str, claims: dict | None, required: bool,
+                  also: tuple | None = None) -> list:
+    """:func:`load_read_context` with ``also``, a call sent in the same round trip, whose
+    rows are returned."""
+    user_id = claims["sub"] if claims is not None else None
+    context, also_rows = read_context(slug, user_id, also)
     if context is None:
         if claims is not None:
             current_principal("participant", required)  # a revoked token is 401 before 404
         raise ApiError(404, "not_found")
     if claims is not None and context.token_version != claims["ver"]:
         raise ApiError(401, "auth.token_invalid")  # the user is gone, erased or logged out
+    g.user_id = user_id
     g.campaign, g.head_seq = context.campaign, context.head_seq
     g.participation = context.participation if claims is not None else None
+    return also_rows
 
 
 def reads_in_campaign(view):
@@ -67,8 +82,34 @@ def reads_in_campaign(view):
     return wrapper
 
 
+def intake_in_campaign(view):
+    """A participant's intake in the campaign of its ``slug`` (under ``idempotent_write``):
+    :func:`load_read_context`, with the Idempotency-Key's claim in the same round trip and
+    ``g.participation`` a Participation of the session. ``g.idempotency_claim`` is then the
+    claimed record's id, or None when the key was taken (``idempotent_write`` looks up the
+    stored reply)."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        claims = _participant_claims(True)
+        key = check_key(request.headers.get(HEADER))
+        claim = None
+        if key is not None:
+            claim = claim_call(f"user:{claims['sub']}", request.method, request.path, key,
+                               request_fingerprint(request.get_data()))
+        claim_rows = _read_context(kwargs["slug"], claims, True, also=claim)
+        if claim is not None:
+            g.idempotency_claim = claim_rows[0][0].id if claim_rows[0] else None
+        if g.participation is not None:
+            g.participation = participation_entity(g.participation)
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
 def in_campaign(view):
-    """A participant's view of the campaign of its ``slug``: see :func:`load_campaign_context`."""
+    """A participant's view of the campaign of its ``slug``: see
+    :func:`load_campaign_context`."""
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):

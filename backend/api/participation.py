@@ -6,7 +6,7 @@ from flask import current_app, g
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
-from backend.api.context import in_campaign, reads_in_campaign
+from backend.api.context import in_campaign, intake_in_campaign, reads_in_campaign
 from backend.api.docs import BEARER, IDEMPOTENCY_KEY, documents_errors
 from backend.api.pagination import after_cursor, page
 from backend.api.reads import reads_only
@@ -44,7 +44,7 @@ IDEMPOTENCY_HEADER = {**IDEMPOTENCY_KEY,
 
 
 def _participant() -> str:
-    return f"user:{g.user.id}"
+    return f"user:{g.user_id if 'user_id' in g else g.user.id}"
 
 
 @bp.route("/<slug>/join", methods=["POST"])
@@ -67,7 +67,7 @@ def join(args, slug):
 
 
 @bp.route("/<slug>/checkins", methods=["POST"])
-@in_campaign
+@intake_in_campaign
 @limiter.limit(lambda: current_app.config["RATE_LIMIT_INTAKE"], key_func=_participant)
 @idempotent_write(_participant)
 @bp.arguments(CheckinArgs)
@@ -77,7 +77,7 @@ def join(args, slug):
 def post_checkin(args, slug):
     """Check in a low-carbon action for today or an earlier day within late_entry_days."""
     campaign = g.campaign
-    result = record_checkin(g.user, campaign, check_joined(g.participation), args["action"],
+    result = record_checkin(g.user_id, campaign, check_joined(g.participation), args["action"],
                             args["quantity"], args["date"], g.idempotency_key is not None,
                             utcnow())
     checkin, participation = result.checkin, result.participation

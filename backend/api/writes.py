@@ -31,8 +31,11 @@ def idempotent_write(principal_of):
             g.idempotency_key = key
             record = None
             if key is not None:
-                claimed = claim_key(principal_of(), request.method, request.path, key,
-                                    request_fingerprint(request.get_data()))
+                # Claimed already in the round trip that read the context (intake views)?
+                claimed = g.pop("idempotency_claim", None)
+                if claimed is None:
+                    claimed = claim_key(principal_of(), request.method, request.path, key,
+                                        request_fingerprint(request.get_data()))
                 if isinstance(claimed, Replay):
                     db.session.rollback()
                     response = Response(claimed.body, status=claimed.status,

@@ -10,7 +10,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 
 from backend.errors import ApiError, validation_error
 from backend.extensions import db
-from backend.models import Campaign, Checkin, DayActionTotal, ParticipantDay, Participation, User
+from backend.models import Campaign, Checkin, DayActionTotal, ParticipantDay, Participation
 from backend.services.campaigns import campaign_doc
 from backend.services.crediting import (
     CampaignRules,
@@ -21,7 +21,7 @@ from backend.services.crediting import (
     hold_intake,
     signals_for,
 )
-from backend.services.ledger import person_days_lock
+from backend.services.ledger import person_day_lock
 from backend.services.membership import ensure_intake_open
 from backend.services.statements import before_commit, run_together
 from campaigns.calendar import entry_date_ok
@@ -103,11 +103,12 @@ def _entry_seq_update():
         entry_seq=bindparam("seq"))
 
 
-def record_checkin(user: User, campaign: Campaign, participation: Participation, action: str,
+def record_checkin(user_id: int, campaign, participation: Participation, action: str,
                    quantity, day: date | None, has_idempotency_key: bool,
                    now: datetime) -> CheckinResult:
-    """Record ``user``'s check-in as ``participation`` (joined, not disqualified) and append
-    its ledger entry (also at 0 mg).
+    """Record the check-in of the user ``user_id`` in ``campaign`` (a Campaign or a
+    ``CampaignRef``) as ``participation`` (joined, not disqualified) and append its ledger
+    entry (also at 0 mg).
 
     Errors: 409 campaign.not_active / checkin.already_done; 403 campaign.join_denied
     (disqualified meanwhile); 422 checkin.date_out_of_range, checkin.source_not_allowed,
@@ -134,9 +135,9 @@ def record_checkin(user: User, campaign: Campaign, participation: Participation,
 
     # The person-day lock, then what crediting reads under it, in one round trip.
     _lock, day_rows, elsewhere, done = run_together([
-        person_days_lock([(user.id, day)]),
+        person_day_lock(user_id, day),
         DayRows.query(participation, day - timedelta(days=7), day),
-        (_elsewhere_query(), {"user_id": user.id, "day": day, "action": action,
+        (_elsewhere_query(), {"user_id": user_id, "day": day, "action": action,
                               "campaign_id": campaign.id}),
         (_done_query(), {"participation_id": participation.id, "day": day,
                          "action": action if once_daily else None}),

@@ -70,5 +70,5 @@ def load_demo(wechat, now: datetime) -> str | None:
 def _one_day(user: User, campaign, day, now: datetime, rng: random.Random) -> None:
     for action, quantity, chance in HABITS:
         if rng.random() < chance:
-            record_checkin(user, campaign, require_participation(campaign, user), action, quantity,
-                           day, True, now)
+            record_checkin(user.id, campaign, require_participation(campaign, user), action,
+                           quantity, day, True, now)

@@ -15,7 +15,7 @@ from backend.clock import utcnow
 from backend.errors import ApiError, validation_error
 from backend.extensions import db
 from backend.models import IdempotencyRecord
-from backend.services.statements import upsert_insert
+from backend.services.statements import run_together, upsert_insert
 from campaigns.ledger import canonical_json
 
 KEEP = timedelta(hours=24)
@@ -46,18 +46,30 @@ def request_fingerprint(raw_body: bytes) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+@functools.cache
+def _claim_insert(dialect_name: str):
+    table = IdempotencyRecord.__table__
+    return (upsert_insert(table, dialect_name).on_conflict_do_nothing()
+            .returning(table.c.id))
+
+
+def claim_call(principal: str, method: str, path: str, key: str, fingerprint: str) -> tuple:
+    """The :func:`run_together` call that inserts the record unless the key is taken (it
+    returns the new id, or no row)."""
+    return (_claim_insert(db.session.get_bind().dialect.name),
+            {"principal": principal, "method": method, "path": path, "key": key,
+             "request_hash": fingerprint, "created_dt": utcnow()})
+
+
 def claim_key(principal: str, method: str, path: str, key: str,
               fingerprint: str) -> int | Replay:
     """Insert the record first in the transaction (returns its id); a concurrent duplicate
     waits on the unique index and then gets the stored reply (Replay)."""
     table = IdempotencyRecord.__table__
     for _attempt in range(2):
-        record_id = db.session.scalar(
-            upsert_insert(table).values(principal=principal, method=method, path=path, key=key,
-                                 request_hash=fingerprint, created_dt=utcnow())
-            .on_conflict_do_nothing().returning(table.c.id))
-        if record_id is not None:
-            return record_id
+        inserted = run_together([claim_call(principal, method, path, key, fingerprint)])[0]
+        if inserted:
+            return inserted[0].id
         stored = db.session.execute(
             select(table.c.id, table.c.created_dt, table.c.request_hash, table.c.status_code,
                    table.c.response_body)

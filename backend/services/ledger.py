@@ -3,6 +3,7 @@ idempotency record, person-day rows, then chain heads in ascending campaign id).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -37,6 +38,20 @@ def person_days_lock(days: Iterable[tuple[int, date]]):
     return statement.on_conflict_do_update(
         index_elements=[PersonDay.user_id, PersonDay.local_date],
         set_={"user_id": statement.excluded.user_id})
+
+
+@functools.cache
+def _person_day_lock(dialect_name: str):
+    table = PersonDay.__table__
+    statement = upsert_insert(table, dialect_name)
+    return statement.on_conflict_do_update(index_elements=[table.c.user_id, table.c.local_date],
+                                           set_={"user_id": statement.excluded.user_id})
+
+
+def person_day_lock(user_id: int, day: date) -> tuple:
+    """:func:`person_days_lock` of one day, as a :func:`run_together` call built once."""
+    return (_person_day_lock(db.session.get_bind().dialect.name),
+            {"user_id": user_id, "local_date": day})
 
 
 def lock_person_days(days: Iterable[tuple[int, date]]) -> None:

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import NamedTuple
 
 from sqlalchemy import BigInteger, and_, bindparam, select
-from sqlalchemy.orm import defer
+from sqlalchemy.orm import defer, make_transient_to_detached
 
 from backend.clock import utcnow
 from backend.errors import ApiError
@@ -68,7 +68,7 @@ class CampaignRef(NamedTuple):
 
 
 class ParticipationRef(NamedTuple):
-    """What the read views need of a participation row, and its team's key."""
+    """A participation row as read (every column), and its team's key."""
 
     id: int
     campaign_id: int
@@ -76,11 +76,25 @@ class ParticipationRef(NamedTuple):
     pid: str
     team_id: int | None
     joined_on: date
+    joined_dt: datetime
     disqualified_dt: datetime | None
+    disqualified_reason: str | None
     reduction_mg: int
+    records: int
     reached_seq: int
     on_board: bool
     team_key: str | None
+
+
+def participation_entity(row: ParticipationRef) -> Participation:
+    """The row as a Participation of the session, without reading it again (intake writes
+    its totals through the entity)."""
+    fields = row._asdict()
+    del fields["team_key"]
+    participation = Participation(**fields)
+    make_transient_to_detached(participation)
+    db.session.add(participation)
+    return participation
 
 
 class ReadContext(NamedTuple):
@@ -108,12 +122,16 @@ def _read_context_query():
             .where(campaigns.c.slug == bindparam("slug")))
 
 
-def read_context(slug: str, user_id: int | None) -> ReadContext | None:
-    """:func:`campaign_context` for views that only read, as plain rows (no ORM entities):
-    one statement, compiled once. None for unknown and unpublished campaigns alike."""
-    rows = run_together([(_read_context_query(), {"slug": slug, "user_id": user_id})])[0]
+def read_context(slug: str, user_id: int | None,
+                 also: tuple | None = None) -> tuple[ReadContext | None, list]:
+    """:func:`campaign_context` as plain rows (no ORM entities): one statement, compiled
+    once; None for unknown and unpublished campaigns alike. ``also``: a call of
+    :func:`run_together` sent in the same round trip, whose rows come second."""
+    rows, *also_rows = run_together([(_read_context_query(),
+                                      {"slug": slug, "user_id": user_id}),
+                                     *([also] if also else [])])
     if not rows or rows[0].status != "published":
-        return None
+        return None, also_rows
     row = rows[0]
     campaign = CampaignRef(*row[:len(CampaignRef._fields)])
     participation = None
@@ -121,7 +139,7 @@ def read_context(slug: str, user_id: int | None) -> ReadContext | None:
         start = len(CampaignRef._fields) + 1
         participation = ParticipationRef(*row[start:start + len(ParticipationRef._fields)])
     token_version = row.token_version if row.has_openid else None
-    return ReadContext(campaign, row.head_seq, participation, token_version)
+    return ReadContext(campaign, row.head_seq, participation, token_version), also_rows
 
 
 def campaign_status(campaign: Campaign, now: datetime | None = None) -> str:
