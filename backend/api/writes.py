@@ -49,8 +49,8 @@ def idempotent_write(principal_of):
             if record is not None and 200 <= response.status_code < 300:
                 closing.append(reply_call(record, response.status_code,
                                           response.get_data(as_text=True)))
-            if closing:
-                run_together(closing)  # with the view's last statements, one round trip
+            if closing:  # the view's last statements and the COMMIT: one round trip
+                run_together(closing, commit=True)
             db.session.commit()
             return response
 

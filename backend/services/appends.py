@@ -156,18 +156,27 @@ def _ledger_insert():
 @functools.cache
 def _head_statement():
     table = CampaignLedger.__table__
-    return update(table).where(table.c.campaign_id == bindparam("ledger_campaign"))
+    return update(table).where(table.c.campaign_id == bindparam("ledger_campaign")).values(
+        head_seq=bindparam("seq"), head_hash=bindparam("hash"),
+        total_mg=table.c.total_mg + bindparam("mg"),
+        records=table.c.records + bindparam("added_records"),
+        active_participants=table.c.active_participants + bindparam("crossing"))
 
 
-def _head_update(ledger: CampaignLedger, head: tuple[int, str], delta: _Delta) -> tuple:
-    """Move the locked chain head and add to the campaign's running totals; the loaded
+def _head_update(campaign_id: int, head: tuple[int, str], delta: _Delta,
+                 ledger: CampaignLedger | None) -> tuple:
+    """Move the locked chain head and add to the campaign's running totals; a loaded
     ``ledger`` is brought up to date."""
-    values = {"head_seq": head[0], "head_hash": head[1],
-              "total_mg": ledger.total_mg + delta.mg, "records": ledger.records + delta.records,
-              "active_participants": ledger.active_participants + delta.crossing}
-    for name, value in values.items():
-        set_committed_value(ledger, name, value)
-    return (_head_statement(), {**values, "ledger_campaign": ledger.campaign_id})
+    if ledger is not None:
+        for name, value in (("head_seq", head[0]), ("head_hash", head[1]),
+                            ("total_mg", ledger.total_mg + delta.mg),
+                            ("records", ledger.records + delta.records),
+                            ("active_participants",
+                             ledger.active_participants + delta.crossing)):
+            set_committed_value(ledger, name, value)
+    return (_head_statement(), {"ledger_campaign": campaign_id, "seq": head[0],
+                                "hash": head[1], "mg": delta.mg,
+                                "added_records": delta.records, "crossing": delta.crossing})
 
 
 def _run_groups(*groups: list[tuple]) -> list[list[tuple]]:
@@ -216,13 +225,14 @@ class _Batch:
         return self.members[participation_id][1]
 
 
-def apply_entries(entries, ledger_rows, ledgers: dict[int, CampaignLedger],
+def apply_entries(entries, ledger_rows, ledgers: dict[int, CampaignLedger] | None,
                   heads: dict[int, tuple[int, str]],
                   reads_after: list = ()) -> tuple[list[MemberScores], list[list[tuple]]]:
     """Insert the chained ``ledger_rows`` and apply their ``entries`` (each with
     ``campaign``, ``participation``, ``seq``, ``action``, ``local_date``, ``reduction_mg``,
     ``source``) to every projection with increments, in two round trips, under the
-    chain-head locks; ``heads`` are the new (seq, hash) per campaign. Sets each entry's
+    chain-head locks; ``heads`` are the new (seq, hash) per campaign, ``ledgers`` loaded
+    chain heads to keep up to date (or None). Sets each entry's
     ``day_total_mg``; returns the participants' new board scores, and the rows of the
     ``reads_after`` calls, which go out in the second round trip (they see every write)."""
     batch = _Batch.of(entries)
@@ -276,7 +286,7 @@ def _write_participant_rows(batch: _Batch, ledger_rows) -> list:
     return action_rows
 
 
-def _write_campaign_rows(batch: _Batch, action_rows, ledgers: dict[int, CampaignLedger],
+def _write_campaign_rows(batch: _Batch, action_rows, ledgers: dict[int, CampaignLedger] | None,
                          heads: dict[int, tuple[int, str]], reads_after) -> list:
     """Second round trip: team, campaign action, action-day, day and week rows and the chain
     heads, with the activity crossings of the participant rows, then ``reads_after``.
@@ -334,7 +344,8 @@ def _write_campaign_rows(batch: _Batch, action_rows, ledgers: dict[int, Campaign
             {"campaign_id": c, "week_start": w, "active_participants": delta.crossing}
             for (c, w), delta in campaign_weeks.items()],
             ("campaign_id", "week_start"), ("active_participants",)),
-        [_head_update(ledgers[c], heads[c], delta) for c, delta in campaign_totals.items()],
+        [_head_update(c, heads[c], delta, (ledgers or {}).get(c))
+         for c, delta in campaign_totals.items()],
         *([call] for call in reads_after),
     )
     return [written[0], *written[6:]]

@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from flask import g, has_request_context
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm.util import identity_key
 
 from backend.extensions import db
 from backend.models import Campaign, CampaignLedger, Participation, PersonDay
 from backend.services.appends import apply_entries
-from backend.services.statements import upsert_insert
+from backend.services.statements import run_together, upsert_insert
 from campaigns.ledger import GENESIS, make_line
 
 
@@ -72,6 +73,21 @@ def lock_ledgers(campaign_ids: Iterable[int]) -> dict[int, CampaignLedger]:
     return ledgers
 
 
+@functools.cache
+def _head_lock():
+    table = CampaignLedger.__table__
+    return (select(table.c.campaign_id, table.c.head_seq, table.c.head_hash)
+            .where(table.c.campaign_id == bindparam("campaign_id")).with_for_update())
+
+
+def lock_heads(campaign_ids: Iterable[int]) -> dict[int, tuple[int, str]]:
+    """:func:`lock_ledgers` for appends: the (seq, hash) of each locked head, read as rows
+    (one round trip)."""
+    rows = run_together([(_head_lock(), {"campaign_id": campaign_id})
+                         for campaign_id in sorted(set(campaign_ids))])
+    return {row.campaign_id: (row.head_seq, row.head_hash) for (row,) in rows}
+
+
 @dataclass
 class NewEntry:
     """An entry to chain: ``seq`` is set once appended."""
@@ -101,9 +117,14 @@ def append_entries(entries: list[NewEntry], now: datetime,
     if not entries:
         return []
     if ledgers is None:
-        ledgers = lock_ledgers(entry.campaign.id for entry in entries)
-    heads = {campaign_id: (ledger.head_seq, ledger.head_hash)
-             for campaign_id, ledger in ledgers.items()}
+        heads = lock_heads(entry.campaign.id for entry in entries)
+        for campaign_id in heads:  # a head loaded earlier in the session is read again
+            loaded = db.session.identity_map.get(identity_key(CampaignLedger, campaign_id))
+            if loaded is not None:
+                db.session.expire(loaded)
+    else:
+        heads = {campaign_id: (ledger.head_seq, ledger.head_hash)
+                 for campaign_id, ledger in ledgers.items()}
     rows = []
     for entry in entries:
         seq = heads[entry.campaign.id][0] + 1

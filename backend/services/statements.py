@@ -40,13 +40,15 @@ _COMPILED_LIMIT = 512
 _compiled: dict = {}
 
 
-def run_together(calls: list) -> list[list[tuple]]:
+def run_together(calls: list, commit: bool = False) -> list[list[tuple]]:
     """Run these Core statements in order, in the current transaction, and return each one's
     rows as named tuples (an empty list when it returns none). A call is a statement, or a
     (statement, parameters) pair for a statement built once and reused (see
     :func:`backend.services.projections`): it is compiled once per process. On psycopg the
     calls go out in one pipeline (one network round trip); on SQLite one by one. Pending
-    ORM changes are flushed first."""
+    ORM changes are flushed first. With ``commit``, on psycopg the transaction's COMMIT goes
+    in the same round trip (its locks are released one round trip sooner); the session's
+    own commit, which must follow, then has nothing to send."""
     session = db.session
     session.flush()
     connection = session.connection()
@@ -65,6 +67,8 @@ def run_together(calls: list) -> list[list[tuple]]:
                 cursor = raw.cursor(row_factory=namedtuple_row)
                 cursor.execute(compiled.string, params)
                 cursors.append(cursor)
+            if commit:
+                raw.commit()
         return [_processed(cursor.fetchall() if cursor.description else [], compiled, dialect)
                 for cursor, (compiled, _) in zip(cursors, prepared, strict=True)]
     except psycopg.Error as error:

@@ -27,8 +27,11 @@ import threading
 
 CHUNK = 65536
 CALL_TIMEOUT_S = 10.0
-# A simple-protocol Query message 'Q', its length (4 + 7), "COMMIT" and NUL, as psycopg sends it.
-COMMIT_QUERY = b"Q\x00\x00\x00\x0bCOMMIT\x00"
+# A simple-protocol Query message 'Q', its length (4 + 7), "COMMIT" and NUL, as psycopg sends it
+# outside a pipeline; in a pipeline (the app commits with its last statements) the extended
+# protocol's Parse message 'P', its length (4 + 1 + 7 + 2), the unnamed statement, "COMMIT" and
+# no parameter types.
+COMMIT_QUERIES = (b"Q\x00\x00\x00\x0bCOMMIT\x00", b"P\x00\x00\x00\x0e\x00COMMIT\x00\x00\x00")
 
 
 class TcpProxy:
@@ -194,7 +197,7 @@ class _Link:
             await proxy._close(keep_listening=False)
             proxy.struck.set()
             return False
-        if proxy._commit_armed and COMMIT_QUERY in data:
+        if proxy._commit_armed and any(query in data for query in COMMIT_QUERIES):
             proxy._commit_armed = False
             self.commit_sent = True
         return True
