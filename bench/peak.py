@@ -761,7 +761,9 @@ def count_round_trips(app, slug: str, person: Person, tally: Tally) -> list[tupl
     and settings) and count what reaches PostgreSQL: pool checkouts (each a pre-ping round
     trip), round trips (a statement, or a pipeline of several), statements, commits, and the
     round trips while the chain head is locked (from the ``FOR UPDATE`` on campaign_ledgers
-    to the commit, which is one of them). Reductions go into ``tally``."""
+    to the commit, which is one of them: its own, or that of the pipeline the COMMIT went
+    with). A COMMIT sent with a pipeline is not a round trip of its own. Reductions go into
+    ``tally``."""
     from sqlalchemy import event
 
     from backend.extensions import db
@@ -775,13 +777,14 @@ def count_round_trips(app, slug: str, person: Person, tally: Tally) -> list[tupl
         log.append(statement)
 
     def on_commit(conn):
-        log.append("COMMIT")
+        # After a pipeline that carried the COMMIT, the session's commit sends nothing.
+        log.append("COMMITTED" if log and log[-1].startswith("PIPELINE+COMMIT") else "COMMIT")
 
     def on_checkout(dbapi_connection, record, proxy):
         log.append("CHECKOUT")
 
-    def on_pipeline(count):
-        log.append(f"PIPELINE {count}")
+    def on_pipeline(sql, commit):
+        log.append(f"PIPELINE{'+COMMIT' if commit else ''} {len(sql)}: " + " | ".join(sql))
 
     event.listen(engine, "before_cursor_execute", on_statement)
     event.listen(engine, "commit", on_commit)
@@ -814,17 +817,20 @@ def count_round_trips(app, slug: str, person: Person, tally: Tally) -> list[tupl
                 tally.werun_syncs += 1
                 tally.werun_added_mg += to_mg(reply["added_reduction_g"])
                 tally.accepted_mg += to_mg(reply["added_reduction_g"])
-            trips = [entry for entry in log if entry not in ("COMMIT", "CHECKOUT")]
-            statements = sum(int(entry.split()[1]) if entry.startswith("PIPELINE ") else 1
-                             for entry in trips)
+            trips = [entry for entry in log if entry not in ("COMMIT", "COMMITTED", "CHECKOUT")]
+            statements = sum(int(entry.split()[1].rstrip(":"))
+                             if entry.startswith("PIPELINE") else 1 for entry in trips)
             lock = next((i for i, entry in enumerate(log) if "campaign_ledgers" in entry
                          and "FOR UPDATE" in entry), None)
             under_lock = None
             if lock is not None:
-                end = log.index("COMMIT", lock) if "COMMIT" in log[lock:] else len(log)
-                under_lock = 1 + sum(1 for entry in log[lock + 1:end] if entry != "CHECKOUT")
+                ends = [i for i, entry in enumerate(log) if i >= lock and (
+                    entry == "COMMIT" or entry.startswith("PIPELINE+COMMIT"))]
+                end = ends[0] + 1 if ends else len(log)
+                under_lock = sum(1 for entry in log[lock:end]
+                                 if entry not in ("CHECKOUT", "COMMITTED"))
             rows.append((label, log.count("CHECKOUT"), len(trips), statements,
-                         log.count("COMMIT"), under_lock))
+                         log.count("COMMIT") + log.count("COMMITTED"), under_lock))
     finally:
         event.remove(engine, "before_cursor_execute", on_statement)
         event.remove(engine, "commit", on_commit)
@@ -1125,7 +1131,8 @@ def main() -> None:
     if trips:
         print("\nPostgreSQL work of one request (in-process, after the load); each checkout is a "
               "pre-ping round trip, psycopg sends BEGIN before a transaction's first "
-              "statement, and a pipeline of several statements is one round trip")
+              "statement, and a pipeline of several statements is one round trip (round "
+              "trips: without a COMMIT of its own; a COMMIT sent with a pipeline is in it)")
         print(f"  {'request':30} {'checkouts':>9} {'round trips':>11} {'statements':>10} "
               f"{'commits':>7} {'round trips under the head lock (with COMMIT)':>46}")
         for label, checkouts, round_trips, statements, commits, under_lock in trips:

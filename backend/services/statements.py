@@ -15,8 +15,8 @@ from sqlalchemy.exc import DBAPIError
 
 from backend.extensions import db
 
-# Called with the number of statements of each pipeline sent (the benchmark counts round
-# trips with it: SQLAlchemy's execute events do not see these statements).
+# Called with the SQL of each pipeline's statements and whether the COMMIT went with them (the
+# benchmark counts round trips with it: SQLAlchemy's execute events do not see these).
 pipeline_listeners: list = []
 
 def upsert_insert(table, dialect_name: str | None = None):
@@ -49,6 +49,8 @@ def run_together(calls: list, commit: bool = False) -> list[list[tuple]]:
     ORM changes are flushed first. With ``commit``, on psycopg the transaction's COMMIT goes
     in the same round trip (its locks are released one round trip sooner); the session's
     own commit, which must follow, then has nothing to send."""
+    if not calls and not commit:
+        return []
     session = db.session
     session.flush()
     connection = session.connection()
@@ -58,7 +60,7 @@ def run_together(calls: list, commit: bool = False) -> list[list[tuple]]:
         return [_run_sqlite(connection.connection.dbapi_connection, compiled, params, dialect)
                 for compiled, params in prepared]
     for listener in pipeline_listeners:
-        listener(len(prepared))
+        listener([compiled.string for compiled, _ in prepared], commit)
     raw = connection.connection.driver_connection
     cursors = []
     try:
