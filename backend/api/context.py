@@ -70,16 +70,24 @@ def _read_context(slug: str, claims: dict | None, required: bool,
     return also_rows
 
 
-def reads_in_campaign(view):
-    """A participant's read-only view of the campaign of its ``slug``: see
-    :func:`load_read_context`."""
+def _loading(load):
+    """A decorator for views under /campaigns/<slug>/ that first runs ``load(slug)``."""
 
-    @functools.wraps(view)
-    def wrapper(*args, **kwargs):
-        load_read_context(kwargs["slug"])
-        return view(*args, **kwargs)
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            load(kwargs["slug"])
+            return view(*args, **kwargs)
 
-    return wrapper
+        return wrapper
+
+    return decorate
+
+
+# A participant's read-only view of the campaign of its slug: see load_read_context.
+reads_in_campaign = _loading(load_read_context)
+# A participant's view of the campaign of its slug: see load_campaign_context.
+in_campaign = _loading(load_campaign_context)
 
 
 def intake_in_campaign(view):
@@ -106,14 +114,3 @@ def intake_in_campaign(view):
 
     return wrapper
 
-
-def in_campaign(view):
-    """A participant's view of the campaign of its ``slug``: see
-    :func:`load_campaign_context`."""
-
-    @functools.wraps(view)
-    def wrapper(*args, **kwargs):
-        load_campaign_context(kwargs["slug"])
-        return view(*args, **kwargs)
-
-    return wrapper
