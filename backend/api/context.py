@@ -1,6 +1,7 @@
 """The participant views under /campaigns/<slug>/: the token's user, the published campaign,
-its chain head and the user's participation come in one query (the most frequent requests
-of a campaign's evening peak each saved round trips and ORM loads this way).
+its chain head and the user's participation come in one statement, as rows (the most
+frequent requests of a campaign's evening peak each saved round trips and ORM loads this
+way).
 
 Errors, in every loader, in the order of :func:`backend.auth.participant_required` then the
 campaign: 401 (missing, invalid, expired or revoked token), 403 auth.forbidden (a staff
@@ -15,7 +16,7 @@ from flask import g, request
 from backend.auth import bearer_token, current_principal, decode_token
 from backend.errors import ApiError
 from backend.services.idempotency import HEADER, check_key, claim_call, request_fingerprint
-from backend.services.public import campaign_context, participation_entity, read_context
+from backend.services.public import participation_entity, read_context
 
 
 def _participant_claims(required: bool) -> dict | None:
@@ -28,20 +29,6 @@ def _participant_claims(required: bool) -> dict | None:
     if claims is not None and claims["typ"] != "participant":
         current_principal("participant", required)
     return claims
-
-
-def load_campaign_context(slug: str, required: bool = True) -> None:
-    """Set ``g.user`` (the User; None without a token when not ``required``), ``g.user_id``,
-    ``g.campaign``, ``g.head_seq`` and ``g.participation`` (None when not joined)."""
-    claims = _participant_claims(required)
-    context = campaign_context(slug, claims["sub"] if claims is not None else None)
-    # The user's row came with the campaign: the token check finds it in the session.
-    g.user = current_principal("participant", required)
-    if context is None:
-        raise ApiError(404, "not_found")
-    g.user_id = g.user.id if g.user is not None else None
-    g.campaign, g.head_seq = context.campaign, context.head_seq
-    g.participation = context.participation if g.user is not None else None
 
 
 def load_read_context(slug: str, required: bool = True) -> None:
@@ -68,6 +55,16 @@ def _read_context(slug: str, claims: dict | None, required: bool,
     g.campaign, g.head_seq = context.campaign, context.head_seq
     g.participation = context.participation if claims is not None else None
     return also_rows
+
+
+def load_campaign_context(slug: str) -> None:
+    """:func:`load_read_context` for views that write or need the User: ``g.user`` is the
+    token's User (read by its key) and ``g.participation`` a Participation of the
+    session."""
+    load_read_context(slug)
+    g.user = current_principal("participant")
+    if g.participation is not None:
+        g.participation = participation_entity(g.participation)
 
 
 def _loading(load):

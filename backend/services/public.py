@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import NamedTuple
 
 from sqlalchemy import BigInteger, and_, bindparam, select
-from sqlalchemy.orm import defer, make_transient_to_detached
+from sqlalchemy.orm import make_transient_to_detached
 
 from backend.clock import utcnow
 from backend.errors import ApiError
@@ -28,34 +28,6 @@ def published_campaign(slug: str) -> Campaign:
     if campaign is None or campaign.status != "published":
         raise ApiError(404, "not_found")
     return campaign
-
-
-class CampaignContext(NamedTuple):
-    campaign: Campaign
-    head_seq: int
-    participation: Participation | None
-    user: User | None  # held here: the session's identity map keeps weak references
-
-
-def campaign_context(slug: str, user_id: int | None) -> CampaignContext | None:
-    """A published campaign with its chain head and ``user_id``'s participation (None when
-    not joined), in one query that also loads the user's row into the session (the token's
-    check then needs none); None for unknown and unpublished campaigns alike."""
-    # The settings document is parsed once per version (campaign_doc): loaded only then.
-    query = (select(Campaign, CampaignLedger.head_seq).options(defer(Campaign.settings))
-             .join(CampaignLedger, CampaignLedger.campaign_id == Campaign.id)
-             .where(Campaign.slug == slug))
-    if user_id is not None:
-        query = (query.add_columns(Participation, User)
-                 .outerjoin(Participation, and_(Participation.campaign_id == Campaign.id,
-                                                Participation.user_id == user_id))
-                 .outerjoin(User, User.id == user_id))
-    row = db.session.execute(query).one_or_none()
-    if row is None or row[0].status != "published":
-        return None
-    if user_id is None:
-        return CampaignContext(row[0], row[1], None, None)
-    return CampaignContext(row[0], row[1], row[2], row[3])
 
 
 class CampaignRef(NamedTuple):
@@ -124,9 +96,11 @@ def _read_context_query():
 
 def read_context(slug: str, user_id: int | None,
                  also: tuple | None = None) -> tuple[ReadContext | None, list]:
-    """:func:`campaign_context` as plain rows (no ORM entities): one statement, compiled
-    once; None for unknown and unpublished campaigns alike. ``also``: a call of
-    :func:`run_together` sent in the same round trip, whose rows come second."""
+    """A published campaign (a ``CampaignRef``), its chain head, ``user_id``'s participation
+    (None when not joined) and that user's token version, as plain rows (no ORM entities):
+    one statement, compiled once; None for unknown and unpublished campaigns alike.
+    ``also``: a call of :func:`run_together` sent in the same round trip, whose rows come
+    second."""
     rows, *also_rows = run_together([(_read_context_query(),
                                       {"slug": slug, "user_id": user_id}),
                                      *([also] if also else [])])
