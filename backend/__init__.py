@@ -43,6 +43,10 @@ def create_app(config: Mapping | None = None, environ: Mapping | None = None) ->
     # Redis down must not fail logins and intake (a 500): the limits then hold in memory, per
     # process, until Redis answers again.
     app.config["RATELIMIT_IN_MEMORY_FALLBACK_ENABLED"] = True
+    # A second thread whose check failed while the first was switching to that fallback gets
+    # the storage error again (Flask-Limiter falls back once per process): the request goes
+    # on unlimited (the error is logged) instead of a 500.
+    app.config["RATELIMIT_SWALLOW_ERRORS"] = True
 
     db.init_app(app)
     migrate.init_app(app, db, directory=_migrations_directory())
