@@ -99,7 +99,9 @@ def milli_to_number(milli: int) -> int | float:
     whole, frac = divmod(milli, MILLI)
     if frac == 0:
         return whole
-    return float(format_milli(milli))
+    # Both operands are exact floats and IEEE division rounds correctly, so this is the float
+    # nearest milli / 1000: the one float(format_milli(milli)) parses, without the string.
+    return milli / MILLI
 
 
 def mg_to_g(mg: int) -> int | float:

@@ -64,7 +64,7 @@ def _json_body():
 
 @bp.route("/campaigns", methods=["GET"])
 @staff_required
-@bp.arguments(PageArgs, location="query")
+@bp.arguments(PageArgs(), location="query")
 @bp.response(200, AdminCampaignListSchema)
 @bp.doc(security=BEARER)
 @documents_errors(bp, 401, 403, 422)
@@ -180,7 +180,7 @@ def _credential_routes(path: str, kind: str, noun: str) -> None:
 
     @bp.route(f"/campaigns/<slug>/{path}", methods=["POST"], endpoint=f"create_{kind}")
     @staff_required
-    @bp.arguments(CredentialArgs)
+    @bp.arguments(CredentialArgs())
     @bp.response(201, NewCredentialSchema)
     @bp.doc(security=BEARER, summary=f"Issue a {noun}; its secret is shown only in this reply")
     @documents_errors(bp, 400, *STAFF_ERRORS, 415, 422)
@@ -209,7 +209,7 @@ _credential_routes("dashboard-tokens", "dashboard_token", "dashboard token")
 
 @bp.route("/campaigns/<slug>/audit", methods=["GET"])
 @staff_required
-@bp.arguments(PageArgs, location="query")
+@bp.arguments(PageArgs(), location="query")
 @bp.response(200, AuditListSchema)
 @bp.doc(security=BEARER)
 @documents_errors(bp, *STAFF_ERRORS, 422)

@@ -40,7 +40,7 @@ REVISION_BODY = {"required": True, "content": {"application/json": {"schema": {
 
 @bp.route("/campaigns/<slug>/participants", methods=["GET"])
 @staff_required
-@bp.arguments(ParticipantListArgs, location="query")
+@bp.arguments(ParticipantListArgs(), location="query")
 @bp.response(200, ParticipantListSchema)
 @bp.doc(security=BEARER)
 @documents_errors(bp, *STAFF_ERRORS, 422)
@@ -75,7 +75,7 @@ def list_participants(args, slug):
 
 @bp.route("/campaigns/<slug>/participants/<pid>/disqualify", methods=["POST"])
 @staff_required
-@bp.arguments(DisqualifyArgs)
+@bp.arguments(DisqualifyArgs())
 @bp.response(200, DisqualifySchema)
 @bp.doc(security=BEARER)
 @documents_errors(bp, 400, *STAFF_ERRORS, 415, 422, 503)
@@ -115,7 +115,7 @@ def _hold_item(hold: Hold, pid: str) -> dict:
 
 @bp.route("/campaigns/<slug>/holds", methods=["GET"])
 @staff_required
-@bp.arguments(HoldListArgs, location="query")
+@bp.arguments(HoldListArgs(), location="query")
 @bp.response(200, HoldListSchema)
 @bp.doc(security=BEARER)
 @documents_errors(bp, *STAFF_ERRORS, 422)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 from flask import after_this_request, current_app, g
 from flask_smorest import Blueprint
 
 from backend.api.context import load_read_context
 from backend.api.docs import BEARER, documents_errors
 from backend.api.reads import reads_only
+from backend.api.replies import direct_json
 from backend.clock import utcnow
 from backend.errors import ApiError
 from backend.schemas.boards import LeaderboardArgs, LeaderboardSchema
@@ -31,7 +30,7 @@ SOURCE_HEADER = {"X-Tanpu-Board-Source": {"description": "redis or sql",
 
 @bp.route("/<slug>/leaderboards/<board>", methods=["GET"])
 @reads_only
-@bp.arguments(LeaderboardArgs, location="query")
+@bp.arguments(LeaderboardArgs(), location="query")
 @bp.response(200, LeaderboardSchema, headers=SOURCE_HEADER)
 @bp.doc(security=[{}, *BEARER])
 @documents_errors(bp, 401, 403, 404, 422)
@@ -66,10 +65,6 @@ def get_board(args, slug, board):
 
     body = {"period": period, "date": start.isoformat() if start else None,
             "as_of": format_instant(now), "entries": view.entries, "me": view.me}
-    # The most read response is written directly: its values are JSON-ready already (exact
-    # numbers, strings), so the schema above documents it without dumping it again (a test
-    # checks that the two agree).
-    response = current_app.response_class(
-        json.dumps(body, ensure_ascii=False, separators=(",", ":")), mimetype="application/json")
+    response = direct_json(body)
     response.headers["X-Tanpu-Board-Source"] = view.source
     return response

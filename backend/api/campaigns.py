@@ -22,7 +22,7 @@ bp = Blueprint("campaigns", __name__, url_prefix="/api/v1/campaigns", descriptio
 
 
 @bp.route("", methods=["GET"])
-@bp.arguments(PageArgs, location="query")
+@bp.arguments(PageArgs(), location="query")
 @bp.response(200, CampaignListSchema)
 @documents_errors(bp, 422)
 def list_campaigns(args):

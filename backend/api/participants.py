@@ -37,7 +37,7 @@ bp = Blueprint("participants", __name__, url_prefix="/api/v1", description="Part
 @bp.route("/auth/wechat-login", methods=["POST"])
 @limiter.limit(lambda: current_app.config["RATE_LIMIT_LOGIN"],
                key_func=lambda: f"wechat-login:{request.remote_addr}")
-@bp.arguments(WeChatLoginArgs)
+@bp.arguments(WeChatLoginArgs())
 @bp.response(200, LoginSchema)
 @documents_errors(bp, 400, 401, 403, 415, 429, 503)
 def wechat_login(args):
@@ -80,7 +80,7 @@ def get_me():
 
 @bp.route("/me", methods=["PATCH"])
 @participant_required
-@bp.arguments(MePatchArgs)
+@bp.arguments(MePatchArgs())
 @bp.response(200, MeSchema)
 @bp.doc(security=BEARER)
 @documents_errors(bp, 400, 401, 403, 415)
@@ -129,7 +129,7 @@ def delete_me():
 @bp.route("/me/partner-links", methods=["POST"])
 @participant_required
 @idempotent_write(lambda: f"user:{g.user.id}")
-@bp.arguments(PartnerLinkArgs)
+@bp.arguments(PartnerLinkArgs())
 @bp.response(201, PartnerLinkSchema)
 @bp.alt_response(200, schema=PartnerLinkSchema, description="already linked to me",
                  success=True)

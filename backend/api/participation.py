@@ -10,6 +10,7 @@ from backend.api.context import in_campaign, intake_in_campaign, reads_in_campai
 from backend.api.docs import BEARER, IDEMPOTENCY_KEY, documents_errors
 from backend.api.pagination import after_cursor, page
 from backend.api.reads import reads_only
+from backend.api.replies import direct_json
 from backend.api.writes import idempotent_write
 from backend.auth import participant_required
 from backend.clock import utcnow
@@ -50,7 +51,7 @@ def _participant() -> str:
 @bp.route("/<slug>/join", methods=["POST"])
 @participant_required
 @idempotent_write(_participant)
-@bp.arguments(JoinArgs)
+@bp.arguments(JoinArgs())
 @bp.response(201, JoinSchema)
 @bp.alt_response(200, schema=JoinSchema, description="already joined with the same team",
                  success=True)
@@ -70,7 +71,7 @@ def join(args, slug):
 @intake_in_campaign
 @limiter.limit(lambda: current_app.config["RATE_LIMIT_INTAKE"], key_func=_participant)
 @idempotent_write(_participant)
-@bp.arguments(CheckinArgs)
+@bp.arguments(CheckinArgs())
 @bp.response(201, CheckinSchema)
 @bp.doc(security=BEARER, parameters=[IDEMPOTENCY_HEADER])
 @documents_errors(bp, 400, 401, 403, 404, 409, 415, 422, 429, 503)
@@ -95,7 +96,7 @@ def post_checkin(args, slug):
 
 @bp.route("/<slug>/checkins", methods=["GET"])
 @in_campaign
-@bp.arguments(CheckinListArgs, location="query")
+@bp.arguments(CheckinListArgs(), location="query")
 @bp.response(200, CheckinListSchema)
 @bp.doc(security=BEARER)
 @documents_errors(bp, 401, 403, 404, 409, 422)
@@ -130,13 +131,14 @@ def list_checkins(args, slug):
 @documents_errors(bp, 401, 403, 404, 409)
 def get_my_campaign(slug):
     """My reduction, points, days active and per-action figures in this campaign."""
-    return my_campaign(check_joined(g.participation), g.campaign, utcnow(), g.head_seq)
+    return direct_json(my_campaign(check_joined(g.participation), g.campaign, utcnow(),
+                                   g.head_seq))
 
 
 @bp.route("/<slug>/werun", methods=["POST"])
 @in_campaign
 @limiter.limit(lambda: current_app.config["RATE_LIMIT_INTAKE"], key_func=_participant)
-@bp.arguments(WerunArgs)
+@bp.arguments(WerunArgs())
 @bp.response(200, WerunSchema)
 @bp.doc(security=BEARER)
 @documents_errors(bp, 400, 401, 403, 404, 409, 415, 422, 429, 503)

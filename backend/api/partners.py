@@ -55,7 +55,7 @@ def _reply(outcome) -> dict:
 @limiter.limit("120 per minute", key_func=_partner_key)
 @partner_signed
 @idempotent_write(_principal)
-@bp.arguments(TripBatchArgs)
+@bp.arguments(TripBatchArgs())
 @bp.response(200, BatchResultSchema)
 @bp.doc(security=PARTNER_SIGNED, parameters=[IDEMPOTENCY_KEY])
 @documents_errors(bp, 400, 401, 413, 415, 422, 429, 503)
@@ -69,7 +69,7 @@ def post_trips(args, partner):
 @limiter.limit("120 per minute", key_func=_partner_key)
 @partner_signed
 @idempotent_write(_principal)
-@bp.arguments(RecordBatchArgs)
+@bp.arguments(RecordBatchArgs())
 @bp.response(200, BatchResultSchema)
 @bp.doc(security=PARTNER_SIGNED, parameters=[IDEMPOTENCY_KEY])
 @documents_errors(bp, 400, 401, 413, 415, 422, 429, 503)
@@ -82,7 +82,7 @@ def post_records(args, partner):
 @limiter.limit("120 per minute", key_func=_partner_key)
 @partner_signed
 @idempotent_write(_principal)
-@bp.arguments(LinkCodeArgs)
+@bp.arguments(LinkCodeArgs())
 @bp.response(201, LinkCodeSchema)
 @bp.doc(security=PARTNER_SIGNED, parameters=[IDEMPOTENCY_KEY])
 @documents_errors(bp, 400, 401, 415, 422, 429)

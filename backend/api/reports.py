@@ -77,7 +77,7 @@ def get_summary(slug):
 
 
 @bp.route("/<slug>/timeseries", methods=["GET"])
-@bp.arguments(TimeseriesArgs, location="query")
+@bp.arguments(TimeseriesArgs(), location="query")
 @bp.response(200, TimeseriesSchema)
 @bp.doc(security=REPORTER)
 @documents_errors(bp, *ERRORS, 422)
@@ -87,7 +87,7 @@ def get_timeseries(args, slug):
 
 
 @bp.route("/<slug>/breakdown", methods=["GET"])
-@bp.arguments(BreakdownArgs, location="query")
+@bp.arguments(BreakdownArgs(), location="query")
 @bp.response(200, BreakdownSchema)
 @bp.doc(security=REPORTER)
 @documents_errors(bp, *ERRORS, 422)
@@ -110,7 +110,7 @@ def get_export(slug):
 
 
 @bp.route("/<slug>/ledger.jsonl", methods=["GET"])
-@bp.arguments(LedgerExportArgs, location="query")
+@bp.arguments(LedgerExportArgs(), location="query")
 @bp.response(200, {"type": "string"}, content_type="application/x-ndjson",
              headers=HEAD_HEADERS)
 @bp.doc(security=REPORTER)

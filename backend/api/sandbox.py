@@ -47,7 +47,7 @@ def _midnight_timestamp(day: date) -> int:
 
 @bp.route("/werun-data", methods=["POST"])
 @participant_required
-@bp.arguments(WeRunDataArgs)
+@bp.arguments(WeRunDataArgs())
 @bp.response(200, WeRunDataSchema)
 @bp.doc(security=BEARER)
 @documents_errors(bp, 400, 401, 403, 415)

@@ -34,7 +34,7 @@ def _failed(response) -> bool:
 # and so is one address trying many emails; there is no lockout a stranger could trigger.
 @limiter.limit("5 per minute", key_func=_email_and_address, deduct_when=_failed)
 @limiter.limit("30 per minute", key_func=_address, deduct_when=_failed)
-@bp.arguments(StaffLoginArgs)
+@bp.arguments(StaffLoginArgs())
 @bp.response(200, StaffLoginSchema)
 @documents_errors(bp, 400, 401, 415, 429)
 def staff_login(args):

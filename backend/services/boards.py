@@ -3,6 +3,7 @@ missing seqs are replayed into Redis after the response). Both give the same ans
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from datetime import date, datetime, timedelta
 
 import redis
 from flask import current_app, g
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from backend.extensions import db, redis_holder
@@ -38,6 +39,7 @@ from backend.services.freeze import (
     frozen_top,
 )
 from backend.services.projections import team_metric
+from backend.services.statements import run_together
 from campaigns.calendar import week_start
 from campaigns.decimals import mg_to_g
 
@@ -245,12 +247,24 @@ def _individual_entries(campaign: Campaign, standings) -> list[dict]:
     return entries
 
 
-def _team_rows(campaign: Campaign, period: str, start: date | None) -> dict[str, TeamPeriod]:
+@functools.cache
+def _team_rows_query():
+    teams, periods = Team.__table__, TeamPeriod.__table__
+    return (select(teams.c.key, periods.c.reduction_mg, periods.c.reached_seq,
+                   periods.c.active_members)
+            .join(periods, periods.c.team_id == teams.c.id)
+            .where(teams.c.campaign_id == bindparam("campaign_id"),
+                   periods.c.period == bindparam("period"),
+                   periods.c.period_start == bindparam("period_start")))
+
+
+def _team_rows(campaign: Campaign, period: str, start: date | None) -> dict[str, tuple]:
+    """Team key → its row of the period (``reduction_mg``, ``reached_seq``,
+    ``active_members``), as plain rows from a statement built once."""
     period_start = TOTAL_PERIOD_START if start is None else start
-    return {key: row for key, row in db.session.execute(
-        select(Team.key, TeamPeriod).join(TeamPeriod, TeamPeriod.team_id == Team.id)
-        .where(Team.campaign_id == campaign.id, TeamPeriod.period == period,
-               TeamPeriod.period_start == period_start))}
+    (rows,) = run_together([(_team_rows_query(), {"campaign_id": campaign.id, "period": period,
+                                                  "period_start": period_start})])
+    return {row.key: row for row in rows}
 
 
 def read_board(campaign: Campaign, board: str, period: str, start: date | None, limit: int,

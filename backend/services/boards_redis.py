@@ -13,6 +13,7 @@ Each campaign has a watermark: the highest seq below which every seq is applied.
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import redis
@@ -82,6 +83,7 @@ def encode_member(key: str, seq: int) -> bytes:
     return f"{SEQ_SPAN - seq:012x}".encode() + padded.translate(_INVERT)
 
 
+@functools.lru_cache(maxsize=8192)  # a board's top: the same 50 members read by every request
 def decode_member(member: bytes) -> tuple[str, int]:
     seq = SEQ_SPAN - int(member[:12], 16)
     raw = member[12:].translate(_INVERT).rstrip(b"\x00")

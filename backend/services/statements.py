@@ -71,7 +71,7 @@ def run_together(calls: list, commit: bool = False) -> list[list[tuple]]:
                 cursors.append(cursor)
             if commit:
                 raw.commit()
-        return [_processed(cursor.fetchall() if cursor.description else [], compiled, dialect)
+        return [_processed(cursor.fetchall() if _has_rows(cursor) else [], compiled, dialect)
                 for cursor, (compiled, _) in zip(cursors, prepared, strict=True)]
     except psycopg.Error as error:
         # The same exception classes a statement run by the session raises (a lock not had
@@ -135,12 +135,30 @@ def _run_sqlite(dbapi_connection, compiled, params, dialect) -> list[tuple]:
         cursor.close()
 
 
+def _has_rows(cursor) -> bool:
+    """Whether the statement returned rows (read off the result's status: ``description``
+    would build a column object per column, a third of a board's psycopg work)."""
+    result = cursor.pgresult
+    return result is not None and result.status == psycopg.pq.ExecStatus.TUPLES_OK
+
+
+_processors: dict = {}
+
+
 def _processed(rows: list, compiled, dialect) -> list[tuple]:
     """The rows with their columns' result processing applied (e.g. UTCDateTime)."""
-    processors = [(i, column.type._cached_result_processor(dialect, None))
-                  for i, column in enumerate(compiled._result_columns)]
-    processors = [(i, process) for i, process in processors if process is not None]
-    if not rows or not processors:
+    if not rows:
+        return rows
+    cached = _processors.get(id(compiled))
+    if cached is None or cached[0] is not compiled:
+        processors = [(i, column.type._cached_result_processor(dialect, None))
+                      for i, column in enumerate(compiled._result_columns)]
+        if len(_processors) >= _COMPILED_LIMIT:
+            _processors.clear()
+        cached = _processors[id(compiled)] = (
+            compiled, [(i, process) for i, process in processors if process is not None])
+    processors = cached[1]  # the compiled statement kept with them: its id stays its own
+    if not processors:
         return rows
     return [row._replace(**{row._fields[i]: process(row[i]) for i, process in processors})
             for row in rows]

@@ -20,6 +20,7 @@ from sqlalchemy import select
 import backend.clock
 from backend.extensions import db
 from backend.models import Campaign, LedgerEntry, Participation
+from backend.schemas.intake import MyCampaignSchema
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 API = "/api/v1/campaigns"
@@ -127,6 +128,8 @@ def checkin(client, person, slug: str, action: str, quantity=None, on: str | Non
 def me(client, person, slug: str) -> dict:
     response = client.get(f"{API}/{slug}/me", headers=person.headers)
     assert response.status_code == 200, response.json
+    # Written directly, not dumped by its schema: it must still be what the schema documents.
+    assert MyCampaignSchema().validate(response.json) == {}, response.json
     return exact(response)
 
 
