@@ -14,7 +14,6 @@ from sqlalchemy import bindparam, case, insert, literal_column, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from backend.errors import ApiError
-from backend.extensions import db
 from backend.models import (
     Campaign,
     CampaignDay,
@@ -36,7 +35,7 @@ from backend.models.reporting import (
 )
 from backend.services.documents import campaign_doc
 from backend.services.projections import team_metric
-from backend.services.statements import run_together, upsert_insert
+from backend.services.statements import dialect_name, run_together, upsert_insert
 from campaigns.calendar import week_start
 
 
@@ -94,13 +93,13 @@ class MemberScores:
 
 @functools.cache
 def _upsert_statement(model, keys: tuple[str, ...], added: tuple[str, ...],
-                      returning: tuple[str, ...], shown: bool, dialect_name: str):
+                      returning: tuple[str, ...], shown: bool, dialect: str):
     """INSERT ... ON CONFLICT DO UPDATE of one row given as parameters, built once: the
     ``added`` columns are added to, ``reached_seq`` replaced by a raising entry's; it returns
     ``keys`` and ``returning`` as the row is after it. With ``shown``, ``on_board`` is the
     participation's (parameter ``shown_of``), read after its row was locked."""
     table = model.__table__
-    statement = upsert_insert(table, dialect_name)
+    statement = upsert_insert(table, dialect)
     if shown:
         participations = Participation.__table__
         statement = statement.values(on_board=select(participations.c.on_board).where(
@@ -122,7 +121,7 @@ def _upsert(model, rows: list[dict], keys: tuple[str, ...], added: tuple[str, ..
     if not rows:
         return []
     statement = _upsert_statement(model, keys, added, returning, shown,
-                                  db.session.get_bind().dialect.name)
+                                  dialect_name())
     return [(statement, row) for row in rows]
 
 

@@ -23,7 +23,7 @@ from backend.services.crediting import (
 )
 from backend.services.ledger import person_day_lock
 from backend.services.membership import ensure_intake_open
-from backend.services.statements import before_commit, run_together
+from backend.services.statements import before_commit, next_id_call, run_together
 from campaigns.calendar import entry_date_ok
 from campaigns.crediting import checkin_allowance
 from campaigns.decimals import DecimalInvalid, parse_milli
@@ -92,8 +92,7 @@ def _done_query():
 
 @functools.cache
 def _checkin_insert():
-    table = Checkin.__table__
-    return insert(table).returning(table.c.id)
+    return insert(Checkin.__table__)
 
 
 @functools.cache
@@ -133,14 +132,16 @@ def record_checkin(user_id: int, campaign, participation: Participation, action:
         raise validation_error({"Idempotency-Key": ["Required for this action: a retry "
                                                     "without it could count twice."]})
 
-    # The person-day lock, then what crediting reads under it, in one round trip.
-    _lock, day_rows, elsewhere, done = run_together([
+    # The person-day lock, then what crediting reads under it and the check-in's id, in one
+    # round trip (the check-in's INSERT then goes out with the chain head's lock).
+    _lock, day_rows, elsewhere, done, ((checkin_id,),) = run_together([
         person_day_lock(user_id, day),
         DayRows.query(participation, day - timedelta(days=7), day),
         (_elsewhere_query(), {"user_id": user_id, "day": day, "action": action,
                               "campaign_id": campaign.id}),
         (_done_query(), {"participation_id": participation.id, "day": day,
                          "action": action if once_daily else None}),
+        next_id_call(Checkin.__table__),
     ])
     if done:
         raise ApiError(409, "checkin.already_done")
@@ -150,14 +151,16 @@ def record_checkin(user_id: int, campaign, participation: Participation, action:
     rules = CampaignRules(campaign, doc, methodology)
     total_before = day_rows.total(day, action, SELF_REPORT)
     counted_before = day_rows.counted(day, action, SELF_REPORT)
-    values = {"campaign_id": campaign.id, "participation_id": participation.id,
+    values = {"id": checkin_id, "campaign_id": campaign.id,
+              "participation_id": participation.id,
               "action": action, "once_daily_action": action if once_daily else None,
               "local_date": day, "quantity_milli": quantity_milli, "counted_milli": 0,
               "reduction_mg": 0, "claimed_by": None, "created_dt": now}
     signals = signals_for(rules, participation, rule, day, SELF_REPORT,
                           total_before + quantity_milli, day_rows=day_rows)
     if signals:
-        checkin = _insert(values, [])
+        checkin = Checkin(**values)
+        run_together([(_checkin_insert(), values)])
         hold_intake(participation, rule, day, SELF_REPORT, str(checkin.id), quantity_milli,
                     signals, now)
         return _result(checkin, participation, rule, None, held=True)
@@ -168,21 +171,15 @@ def record_checkin(user_id: int, campaign, participation: Participation, action:
                              elsewhere)
     values.update(counted_milli=granted, reduction_mg=reduction,
                   claimed_by=claimed_by[0] if claimed_by else None)
-    checkin = _insert(values, day_rows.write_calls())
+    checkin = Checkin(**values)  # outside the session: inserted by its statement below
     draft = EntryDraft(campaign, participation, rule, day, quantity_milli, granted, reduction,
                        SELF_REPORT, str(checkin.id))
-    append_drafts([draft], now)
+    append_drafts([draft], now,
+                  writes_first=[*day_rows.write_calls(), (_checkin_insert(), values)])
     checkin.entry_seq = draft.seq
     before_commit((_entry_seq_update(), {"checkin_id": checkin.id, "seq": draft.seq}))
     return _result(checkin, participation, rule, claimed_by[1] if claimed_by else None,
                    day_reduction_mg=draft.day_total_mg)
-
-
-def _insert(values: dict, other_calls: list) -> Checkin:
-    """Insert the check-in (after ``other_calls``, in the same round trip); the returned
-    Checkin holds its values and id, outside the session."""
-    *_, ((checkin_id,),) = run_together([*other_calls, (_checkin_insert(), values)])
-    return Checkin(id=checkin_id, **values)
 
 
 def _result(checkin: Checkin, participation: Participation, rule: ActionRule,

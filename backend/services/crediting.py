@@ -15,7 +15,7 @@ from backend.models import Campaign, DayActionTotal, Hold, Participation
 from backend.services.campaigns import campaign_doc
 from backend.services.challenges import completion_reads, record_completions
 from backend.services.ledger import NewEntry, append_entries
-from backend.services.statements import run_together, upsert_insert
+from backend.services.statements import dialect_name, run_together, upsert_insert
 from campaigns.crediting import checkin_delta
 from campaigns.document import ActionRule, CampaignDoc
 from campaigns.methodology import Methodology, load_methodology
@@ -81,9 +81,9 @@ def _day_rows_query():
 
 
 @functools.cache
-def _day_total_upsert(dialect_name: str):
+def _day_total_upsert(dialect: str):
     table = DayActionTotal.__table__
-    return upsert_insert(table, dialect_name).on_conflict_do_update(
+    return upsert_insert(table, dialect).on_conflict_do_update(
         index_elements=[table.c.participation_id, table.c.local_date, table.c.action,
                         table.c.source],
         set_={name: literal_column(f"excluded.{name}")
@@ -131,7 +131,7 @@ class DayRows:
 
     def write_calls(self) -> list[tuple]:
         """The upserts of the rows changed since the last call."""
-        statement = _day_total_upsert(db.session.get_bind().dialect.name)
+        statement = _day_total_upsert(dialect_name())
         calls = [(statement, asdict(row)) for row in self.changed.values()]
         self.changed.clear()
         return calls
@@ -214,10 +214,12 @@ def hold_intake(participation: Participation, rule: ActionRule, day: date, sourc
     return hold
 
 
-def append_drafts(drafts: list[EntryDraft], now: datetime) -> None:
+def append_drafts(drafts: list[EntryDraft], now: datetime, writes_first: list = ()) -> None:
     """Lock the chain heads of the drafts' campaigns (ascending id) and append each draft in
-    order; sets ``draft.seq``."""
+    order; sets ``draft.seq``. ``writes_first``: see :func:`append_entries` (sent even when
+    there is no draft)."""
     if not drafts:
+        run_together(list(writes_first))
         return
     entries = [NewEntry(d.campaign, d.participation, d.rule.key, d.local_date, d.quantity_milli,
                         d.counted_milli, d.rule.factor_milli, d.reduction_mg, d.source,
@@ -228,7 +230,8 @@ def append_drafts(drafts: list[EntryDraft], now: datetime) -> None:
     reads = [completion_reads(participation, campaign)
              for participation, campaign in participants]
     read_rows = iter(append_entries(entries, now,
-                                    reads_after=[call for calls in reads for call in calls]))
+                                    reads_after=[call for calls in reads for call in calls],
+                                    writes_first=writes_first))
     for draft, entry in zip(drafts, entries, strict=True):
         draft.seq, draft.day_total_mg = entry.seq, entry.day_total_mg
     for (participation, campaign), calls in zip(participants, reads, strict=True):

@@ -15,7 +15,7 @@ from backend.clock import utcnow
 from backend.errors import ApiError, validation_error
 from backend.extensions import db
 from backend.models import IdempotencyRecord
-from backend.services.statements import run_together, upsert_insert
+from backend.services.statements import dialect_name, run_together, upsert_insert
 from campaigns.ledger import canonical_json
 
 KEEP = timedelta(hours=24)
@@ -47,16 +47,16 @@ def request_fingerprint(raw_body: bytes) -> str:
 
 
 @functools.cache
-def _claim_insert(dialect_name: str):
+def _claim_insert(dialect: str):
     table = IdempotencyRecord.__table__
-    return (upsert_insert(table, dialect_name).on_conflict_do_nothing()
+    return (upsert_insert(table, dialect).on_conflict_do_nothing()
             .returning(table.c.id))
 
 
 def claim_call(principal: str, method: str, path: str, key: str, fingerprint: str) -> tuple:
     """The :func:`run_together` call that inserts the record unless the key is taken (it
     returns the new id, or no row)."""
-    return (_claim_insert(db.session.get_bind().dialect.name),
+    return (_claim_insert(dialect_name()),
             {"principal": principal, "method": method, "path": path, "key": key,
              "request_hash": fingerprint, "created_dt": utcnow()})
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm.util import identity_key
 from backend.extensions import db
 from backend.models import Campaign, CampaignLedger, Participation, PersonDay
 from backend.services.appends import apply_entries
-from backend.services.statements import run_together, upsert_insert
+from backend.services.statements import dialect_name, run_together, upsert_insert
 from campaigns.ledger import GENESIS, make_line
 
 
@@ -42,16 +42,16 @@ def person_days_lock(days: Iterable[tuple[int, date]]):
 
 
 @functools.cache
-def _person_day_lock(dialect_name: str):
+def _person_day_lock(dialect: str):
     table = PersonDay.__table__
-    statement = upsert_insert(table, dialect_name)
+    statement = upsert_insert(table, dialect)
     return statement.on_conflict_do_update(index_elements=[table.c.user_id, table.c.local_date],
                                            set_={"user_id": statement.excluded.user_id})
 
 
 def person_day_lock(user_id: int, day: date) -> tuple:
     """:func:`person_days_lock` of one day, as a :func:`run_together` call built once."""
-    return (_person_day_lock(db.session.get_bind().dialect.name),
+    return (_person_day_lock(dialect_name()),
             {"user_id": user_id, "local_date": day})
 
 
@@ -80,11 +80,14 @@ def _head_lock():
             .where(table.c.campaign_id == bindparam("campaign_id")).with_for_update())
 
 
-def lock_heads(campaign_ids: Iterable[int]) -> dict[int, tuple[int, str]]:
+def lock_heads(campaign_ids: Iterable[int],
+               writes_first: list = ()) -> dict[int, tuple[int, str]]:
     """:func:`lock_ledgers` for appends: the (seq, hash) of each locked head, read as rows
-    (one round trip)."""
-    rows = run_together([(_head_lock(), {"campaign_id": campaign_id})
-                         for campaign_id in sorted(set(campaign_ids))])
+    (one round trip, after ``writes_first``: calls of :func:`run_together` whose rows are
+    not needed)."""
+    locks = [(_head_lock(), {"campaign_id": campaign_id})
+             for campaign_id in sorted(set(campaign_ids))]
+    rows = run_together([*writes_first, *locks])[len(writes_first):]
     return {row.campaign_id: (row.head_seq, row.head_hash) for (row,) in rows}
 
 
@@ -109,20 +112,23 @@ class NewEntry:
 
 def append_entries(entries: list[NewEntry], now: datetime,
                    ledgers: dict[int, CampaignLedger] | None = None,
-                   reads_after: list = ()) -> list[list[tuple]]:
+                   reads_after: list = (), writes_first: list = ()) -> list[list[tuple]]:
     """Chain these entries in order onto their campaigns' heads (locked here in ascending
     campaign id unless ``ledgers`` are given, already locked), insert them in one statement
     and update the projections. Sets each ``entry.seq``. ``reads_after``: Core reads sent
-    with the last writes (they see them); their rows are returned."""
+    with the last writes (they see them); their rows are returned. ``writes_first``: the
+    request's writes that come before the heads' locks, sent in their round trip."""
     if not entries:
+        run_together(list(writes_first))
         return []
     if ledgers is None:
-        heads = lock_heads(entry.campaign.id for entry in entries)
+        heads = lock_heads((entry.campaign.id for entry in entries), writes_first)
         for campaign_id in heads:  # a head loaded earlier in the session is read again
             loaded = db.session.identity_map.get(identity_key(CampaignLedger, campaign_id))
             if loaded is not None:
                 db.session.expire(loaded)
     else:
+        run_together(list(writes_first))
         heads = {campaign_id: (ledger.head_seq, ledger.head_hash)
                  for campaign_id, ledger in ledgers.items()}
     rows = []

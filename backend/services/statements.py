@@ -4,11 +4,13 @@ writer of the campaign waits."""
 
 from __future__ import annotations
 
+import functools
 from collections import namedtuple
 
 import psycopg
 from flask import g, has_request_context
 from psycopg.rows import namedtuple_row
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
@@ -19,10 +21,29 @@ from backend.extensions import db
 # benchmark counts round trips with it: SQLAlchemy's execute events do not see these).
 pipeline_listeners: list = []
 
-def upsert_insert(table, dialect_name: str | None = None):
-    """An INSERT with ON CONFLICT support for the session's database (or ``dialect_name``)."""
-    name = dialect_name or db.session.get_bind().dialect.name
-    return (pg_insert if name == "postgresql" else sqlite_insert)(table)
+def dialect_name() -> str:
+    """The name of the session's database dialect (statements built once are kept per
+    dialect)."""
+    return db.session.get_bind().dialect.name
+
+
+def upsert_insert(table, dialect: str | None = None):
+    """An INSERT with ON CONFLICT support for the session's database (or ``dialect``)."""
+    return (pg_insert if (dialect or dialect_name()) == "postgresql" else sqlite_insert)(table)
+
+
+@functools.cache
+def _next_id(table, dialect: str):
+    if dialect == "postgresql":
+        return select(func.nextval(func.pg_get_serial_sequence(table.name, "id")))
+    # SQLite: the transaction began IMMEDIATE, so no other writer inserts until it ends.
+    return select(func.coalesce(func.max(table.c.id), 0) + 1)
+
+
+def next_id_call(table) -> tuple:
+    """The :func:`run_together` call that reads the id the next row of ``table`` takes (an
+    INSERT can then go out in the same round trip as statements that need its id)."""
+    return (_next_id(table, dialect_name()), {})
 
 
 def before_commit(call) -> None:

@@ -24,7 +24,6 @@ from backend.services.crediting import (
 from backend.services.ledger import lock_person_days
 from backend.services.logins import exchange_login_code, record_wechat_session, session_key_of
 from backend.services.membership import check_joined, ensure_intake_open
-from backend.services.statements import run_together
 from backend.wechat_crypto import (
     DecryptFailed,
     MalformedOpenData,
@@ -161,9 +160,8 @@ def sync_werun(user: User, campaign: Campaign, participation: Participation | No
             outcomes.append(DayOutcome(day, steps, "unchanged", target))
             continue
         outcomes.append(_credit_day(day, steps, record, memberships[target], now, rows))
-    if rows is not None:
-        run_together(rows.write_calls())
-    append_drafts([o.draft for o in outcomes if o.draft is not None], now)
+    append_drafts([o.draft for o in outcomes if o.draft is not None], now,
+                  writes_first=rows.write_calls() if rows is not None else [])
     return _reply(endpoint, outcomes)
 
 
