@@ -19,7 +19,7 @@ from backend.services.idempotency import HEADER, check_key, claim_call, request_
 from backend.services.public import participation_entity, read_context
 
 
-def _participant_claims(required: bool) -> dict | None:
+def participant_claims(required: bool) -> dict | None:
     """The verified claims of a participant token (None without one when not ``required``);
     a staff token is 403, or 401 when revoked."""
     token = bearer_token()
@@ -36,13 +36,14 @@ def load_read_context(slug: str, required: bool = True) -> None:
     ``g.participation`` (a ``ParticipationRef``, None when not joined) from one statement
     built once, the token checked against the user's columns that came with them (no User
     is loaded: ``g.user`` is not set)."""
-    _read_context(slug, _participant_claims(required), required)
+    read_context_of(slug, participant_claims(required), required)
 
 
-def _read_context(slug: str, claims: dict | None, required: bool,
-                  also: tuple | None = None) -> list:
-    """:func:`load_read_context` with ``also``, a call sent in the same round trip, whose
-    rows are returned."""
+def read_context_of(slug: str, claims: dict | None, required: bool,
+                    also: list = ()) -> list:
+    """:func:`load_read_context` for the verified ``claims`` (see
+    :func:`participant_claims`), with ``also``, calls sent in the same round trip, whose rows
+    are returned (each call's)."""
     user_id = claims["sub"] if claims is not None else None
     context, also_rows = read_context(slug, user_id, also)
     if context is None:
@@ -67,24 +68,15 @@ def load_campaign_context(slug: str) -> None:
         g.participation = participation_entity(g.participation)
 
 
-def _loading(load):
-    """A decorator for views under /campaigns/<slug>/ that first runs ``load(slug)``."""
+def in_campaign(view):
+    """A participant's view of the campaign of its ``slug``: see load_campaign_context."""
 
-    def decorate(view):
-        @functools.wraps(view)
-        def wrapper(*args, **kwargs):
-            load(kwargs["slug"])
-            return view(*args, **kwargs)
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        load_campaign_context(kwargs["slug"])
+        return view(*args, **kwargs)
 
-        return wrapper
-
-    return decorate
-
-
-# A participant's read-only view of the campaign of its slug: see load_read_context.
-reads_in_campaign = _loading(load_read_context)
-# A participant's view of the campaign of its slug: see load_campaign_context.
-in_campaign = _loading(load_campaign_context)
+    return wrapper
 
 
 def intake_in_campaign(view):
@@ -96,13 +88,14 @@ def intake_in_campaign(view):
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
-        claims = _participant_claims(True)
+        claims = participant_claims(True)
         key = check_key(request.headers.get(HEADER))
         claim = None
         if key is not None:
             claim = claim_call(f"user:{claims['sub']}", request.method, request.path, key,
                                request_fingerprint(request.get_data()))
-        claim_rows = _read_context(kwargs["slug"], claims, True, also=claim)
+        claim_rows = read_context_of(kwargs["slug"], claims, True,
+                                     also=[claim] if claim is not None else [])
         if claim is not None:
             g.idempotency_claim = claim_rows[0][0].id if claim_rows[0] else None
         if g.participation is not None:

@@ -91,19 +91,34 @@ class MemberScores:
     version: int  # the campaign's head seq after the append: later versions win in Redis
 
 
+_MAX_ROWS = 64  # rows of one upsert statement
+
+
 @functools.cache
 def _upsert_statement(model, keys: tuple[str, ...], added: tuple[str, ...],
-                      returning: tuple[str, ...], shown: bool, dialect: str):
+                      returning: tuple[str, ...], shown: bool, dialect: str,
+                      columns: tuple[str, ...] = (), rows: int = 1):
     """INSERT ... ON CONFLICT DO UPDATE of one row given as parameters, built once: the
     ``added`` columns are added to, ``reached_seq`` replaced by a raising entry's; it returns
     ``keys`` and ``returning`` as the row is after it. With ``shown``, ``on_board`` is the
-    participation's (parameter ``shown_of``), read after its row was locked."""
+    participation's (parameter ``shown_of``), read after its row was locked. With ``rows``
+    above 1, that many rows of ``columns`` in one statement (parameters ``<column>_<row>``):
+    their keys must differ."""
     table = model.__table__
     statement = upsert_insert(table, dialect)
-    if shown:
-        participations = Participation.__table__
-        statement = statement.values(on_board=select(participations.c.on_board).where(
-            participations.c.id == bindparam("shown_of")).scalar_subquery())
+    participations = Participation.__table__
+
+    def on_board(suffix: str):
+        return select(participations.c.on_board).where(
+            participations.c.id == bindparam(f"shown_of{suffix}")).scalar_subquery()
+
+    if rows > 1:
+        statement = statement.values([
+            {**{name: bindparam(f"{name}_{i}", type_=table.c[name].type) for name in columns},
+             **({"on_board": on_board(f"_{i}")} if shown else {})}
+            for i in range(rows)])
+    elif shown:
+        statement = statement.values(on_board=on_board(""))
     changes = {name: table.c[name] + literal_column(f"excluded.{name}") for name in added}
     if "reached_seq" in table.c:
         raised = literal_column("excluded.reached_seq")
@@ -117,12 +132,25 @@ def _upsert_statement(model, keys: tuple[str, ...], added: tuple[str, ...],
 
 def _upsert(model, rows: list[dict], keys: tuple[str, ...], added: tuple[str, ...],
             returning: tuple[str, ...] = (), shown: bool = False) -> list[tuple]:
-    """The calls (statement, row) of :func:`run_together` that upsert these rows."""
-    if not rows:
-        return []
-    statement = _upsert_statement(model, keys, added, returning, shown,
-                                  dialect_name())
-    return [(statement, row) for row in rows]
+    """The calls of :func:`run_together` that upsert these rows (their keys differ): several
+    rows per statement (each statement is a round of client and server work): up to 8 at
+    once, more in chunks of a power of two up to _MAX_ROWS (a few shapes of statement, each
+    built once)."""
+    calls, dialect = [], dialect_name()
+    while rows:
+        size = len(rows) if len(rows) <= 8 else min(_MAX_ROWS,
+                                                    1 << (len(rows).bit_length() - 1))
+        chunk, rows = rows[:size], rows[size:]
+        if size == 1:
+            calls.append((_upsert_statement(model, keys, added, returning, shown, dialect),
+                          chunk[0]))
+            continue
+        columns = tuple(name for name in chunk[0] if name != "shown_of")
+        calls.append((_upsert_statement(model, keys, added, returning, shown, dialect,
+                                        columns, size),
+                      {f"{name}_{i}": value for i, row in enumerate(chunk)
+                       for name, value in row.items()}))
+    return calls
 
 
 @functools.cache

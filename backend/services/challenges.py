@@ -83,10 +83,10 @@ def record_completions(participation: Participation, campaign: Campaign, now: da
         db.session.execute(upsert_insert(table).values(completed).on_conflict_do_nothing())
 
 
-def view_queries(participation: Participation) -> list[tuple]:
+def view_queries(participation_id: int | None) -> list[tuple]:
     """The reads of :func:`challenge_view`: completions, then the facts."""
-    return [(_facts_statements()[3], {"participation_id": participation.id}),
-            *_facts_queries(participation.id)]
+    return [(_facts_statements()[3], {"participation_id": participation_id}),
+            *_facts_queries(participation_id)]
 
 
 def challenge_view(participation: Participation, campaign: Campaign, now: datetime,
@@ -95,7 +95,7 @@ def challenge_view(participation: Participation, campaign: Campaign, now: dateti
     :func:`view_queries` when the caller ran them (with others, in one round trip)."""
     doc = campaign_doc(campaign)
     completion_rows, day_rows, record_rows = rows or run_together(
-        view_queries(participation))
+        view_queries(participation.id))
     completions = dict(completion_rows)
     facts = _facts(participation, day_rows, record_rows)
     today = local_today(now, doc.timezone)

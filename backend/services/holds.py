@@ -125,7 +125,7 @@ def _held_statement():
             .order_by(Hold.id))
 
 
-def held_query(participation: Participation) -> tuple:
+def held_query(participation_id: int | None) -> tuple:
     """The participant's intakes waiting for an organiser, oldest first (a call of
     :func:`run_together`, built once)."""
-    return (_held_statement(), {"participation_id": participation.id})
+    return (_held_statement(), {"participation_id": participation_id})

@@ -6,8 +6,9 @@ import functools
 from datetime import date, datetime
 from typing import NamedTuple
 
-from sqlalchemy import BigInteger, and_, bindparam, select
+from sqlalchemy import BigInteger, BindParameter, and_, bindparam, select
 from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.sql.visitors import replacement_traverse
 
 from backend.clock import utcnow
 from backend.errors import ApiError
@@ -95,15 +96,14 @@ def _read_context_query():
 
 
 def read_context(slug: str, user_id: int | None,
-                 also: tuple | None = None) -> tuple[ReadContext | None, list]:
+                 also: list = ()) -> tuple[ReadContext | None, list]:
     """A published campaign (a ``CampaignRef``), its chain head, ``user_id``'s participation
     (None when not joined) and that user's token version, as plain rows (no ORM entities):
     one statement, compiled once; None for unknown and unpublished campaigns alike.
-    ``also``: a call of :func:`run_together` sent in the same round trip, whose rows come
-    second."""
+    ``also``: calls of :func:`run_together` sent in the same round trip, whose rows come
+    second (each call's)."""
     rows, *also_rows = run_together([(_read_context_query(),
-                                      {"slug": slug, "user_id": user_id}),
-                                     *([also] if also else [])])
+                                      {"slug": slug, "user_id": user_id}), *also])
     if not rows or rows[0].status != "published":
         return None, also_rows
     row = rows[0]
@@ -114,6 +114,35 @@ def read_context(slug: str, user_id: int | None,
         participation = ParticipationRef(*row[start:start + len(ParticipationRef._fields)])
     token_version = row.token_version if row.has_openid else None
     return ReadContext(campaign, row.head_seq, participation, token_version), also_rows
+
+
+@functools.cache
+def _participation_of_slug_and_user():
+    participations, campaigns = Participation.__table__, Campaign.__table__
+    return (select(participations.c.id)
+            .join(campaigns, campaigns.c.id == participations.c.campaign_id)
+            .where(campaigns.c.slug == bindparam("slug"),
+                   participations.c.user_id == bindparam("user_id", type_=BigInteger))
+            .scalar_subquery())
+
+
+@functools.cache
+def _by_slug_and_user(statement):
+    def replace(element):
+        if isinstance(element, BindParameter) and element.key == "participation_id":
+            return _participation_of_slug_and_user()
+        return None
+
+    return replacement_traverse(statement, {}, replace)
+
+
+def of_slug_and_user(calls: list, slug: str, user_id: int) -> list:
+    """Calls of :func:`run_together` whose only parameter is ``participation_id``, turned into
+    calls that find the participation of ``user_id`` in the campaign of ``slug`` themselves:
+    they can go out in the round trip that reads the request's context (their rows are
+    those of no participation when there is none)."""
+    return [(_by_slug_and_user(statement), {"slug": slug, "user_id": user_id})
+            for statement, _params in calls]
 
 
 def campaign_status(campaign: Campaign, now: datetime | None = None) -> str:

@@ -36,21 +36,26 @@ def _days_active_statement():
         ParticipantDay.reduction_mg > 0)
 
 
+def my_campaign_reads(participation_id: int | None) -> list[tuple]:
+    """The reads of :func:`my_campaign` (calls of :func:`run_together` whose one parameter is
+    ``participation_id``)."""
+    return [*view_queries(participation_id),
+            (_actions_statement(), {"participation_id": participation_id}),
+            (_days_active_statement(), {"participation_id": participation_id}),
+            held_query(participation_id)]
+
+
 def my_campaign(participation: ParticipationRef, campaign: CampaignRef, now: datetime,
-                head_seq: int) -> dict:
+                head_seq: int, rows: list | None = None) -> dict:
     """Totals, points, days active and per-action figures, from projections: every read
-    below goes out in one round trip. ``head_seq``: the chain head, read with the campaign."""
+    goes out in one round trip; ``rows``: theirs, when the caller ran
+    :func:`my_campaign_reads` (with the context's read). ``head_seq``: the chain head, read
+    with the campaign."""
     doc = campaign_doc(campaign)
-    challenge_reads = view_queries(participation)
-    rows = run_together([
-        *challenge_reads,
-        (_actions_statement(), {"participation_id": participation.id}),
-        (_days_active_statement(), {"participation_id": participation.id}),
-        held_query(participation),
-    ])
-    challenges, badges = challenge_view(participation, campaign, now,
-                                        rows[:len(challenge_reads)])
-    actions, ((days_active,),), holds = rows[len(challenge_reads):]
+    if rows is None:
+        rows = run_together(my_campaign_reads(participation.id))
+    challenges, badges = challenge_view(participation, campaign, now, rows[:3])
+    actions, ((days_active,),), holds = rows[3:]
     return {
         "reduction_g": mg_to_g(participation.reduction_mg),
         "points": points(participation.reduction_mg, doc.points_per_g_milli),
