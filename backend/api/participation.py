@@ -87,7 +87,7 @@ def post_checkin(args, slug):
                             args["quantity"], args["date"], g.idempotency_key is not None,
                             utcnow())
     checkin, participation = result.checkin, result.participation
-    return {
+    return direct_json({
         "id": checkin.id, "action": checkin.action, "date": checkin.local_date,
         "quantity": milli_to_number(checkin.quantity_milli),
         "counted_quantity": milli_to_number(checkin.counted_milli),
@@ -96,7 +96,7 @@ def post_checkin(args, slug):
         "total_reduction_g": mg_to_g(participation.reduction_mg),
         "points": points(participation.reduction_mg, campaign_doc(campaign).points_per_g_milli),
         "held": result.held,
-    }, 201
+    }, 201)
 
 
 @bp.route("/<slug>/checkins", methods=["GET"])
@@ -165,10 +165,12 @@ def post_werun(args, slug):
     now = utcnow()
     result = sync_werun(g.user, campaign, g.participation, parse_step_list(payload, now), now)
     body = {
-        "days": [{**day, "reduction_g": mg_to_g(day.pop("reduction_mg"))}
+        "days": [{"date": day["date"], "steps": day["steps"],
+                  "counted_steps": day["counted_steps"],
+                  "reduction_g": mg_to_g(day["reduction_mg"]), "status": day["status"]}
                  for day in result["days"]],
         "added_reduction_g": mg_to_g(result["added_mg"]),
         "total_reduction_g": mg_to_g(result["total_mg"]),
     }
     db.session.commit()
-    return body
+    return direct_json(body)

@@ -151,9 +151,9 @@ def apply_entries(batches: list[tuple[list[MemberScores], list[tuple[int, int]]]
                 queue_scores(boards, pipe, member)
             for campaign_id, seq in seqs:
                 by_campaign.setdefault(campaign_id, []).append(seq)
+        for campaign_id, seqs in by_campaign.items():  # after the scores: one round trip
+            boards.advance(campaign_id, seqs, pipe)
         pipe.execute()
-        for campaign_id, seqs in by_campaign.items():
-            boards.advance(campaign_id, seqs)
     except redis.RedisError as error:
         log.warning("leaderboards: board update after commit failed (%s)",
                     type(error).__name__)

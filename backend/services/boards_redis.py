@@ -115,12 +115,14 @@ class RedisBoards:
         self._set(keys=[key, key + ":m", key + ":v"],
                   args=[member_id, member, metric_mg or 0, version], client=pipe)
 
-    def advance(self, campaign_id: int, seqs: list[int]) -> int:
+    def advance(self, campaign_id: int, seqs: list[int], pipe=None) -> int | None:
         """Mark seqs applied; returns the new watermark (-1 while there is none: a
-        watermark starts only once seq 1 is applied, by the first entry or a replay)."""
-        return int(self._advance(keys=[watermark_key(campaign_id),
-                                       watermark_key(campaign_id) + ":applied"],
-                                 args=[str(s) for s in seqs]))
+        watermark starts only once seq 1 is applied, by the first entry or a replay). With
+        ``pipe``: queued there (after what is queued before it), returns None."""
+        watermark = self._advance(keys=[watermark_key(campaign_id),
+                                        watermark_key(campaign_id) + ":applied"],
+                                  args=[str(s) for s in seqs], client=pipe or self.client)
+        return None if pipe is not None else int(watermark)
 
     def watermark(self, campaign_id: int) -> int:
         """The applied watermark; -1 when the boards were never built or Redis was flushed

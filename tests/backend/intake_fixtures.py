@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 
 from backend.extensions import db
 from backend.models import Campaign, Hold, LedgerEntry, User, WerunDay
+from backend.schemas.intake import WerunSchema
 from backend.services.logins import session_key_of
 from backend.services.partners import create_partner
 from backend.wechat import current_wechat
@@ -139,7 +140,10 @@ def sandbox_appid(app) -> str:
 
 
 def werun(client, person, slug: str, body: dict):
-    return client.post(f"{API}/{slug}/werun", headers=person.headers, json=body)
+    response = client.post(f"{API}/{slug}/werun", headers=person.headers, json=body)
+    if response.status_code == 200:  # written directly: still what its schema documents
+        assert WerunSchema().validate(response.json) == {}, response.json
+    return response
 
 
 def werun_days_stored(app, user_id: int) -> dict[date, int]:
