@@ -132,10 +132,9 @@ def _upsert_statement(model, keys: tuple[str, ...], added: tuple[str, ...],
 
 def _upsert(model, rows: list[dict], keys: tuple[str, ...], added: tuple[str, ...],
             returning: tuple[str, ...] = (), shown: bool = False) -> list[tuple]:
-    """The calls of :func:`run_together` that upsert these rows (their keys differ): several
-    rows per statement (each statement is a round of client and server work): up to 8 at
-    once, more in chunks of a power of two up to _MAX_ROWS (a few shapes of statement, each
-    built once)."""
+    """The calls of :func:`run_together` that upsert these rows (their keys differ), several
+    rows a statement: all of them up to 8, else chunks of a power of two up to _MAX_ROWS (a
+    few shapes of statement, each built once)."""
     calls, dialect = [], dialect_name()
     while rows:
         size = len(rows) if len(rows) <= 8 else min(_MAX_ROWS,

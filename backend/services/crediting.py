@@ -218,9 +218,6 @@ def append_drafts(drafts: list[EntryDraft], now: datetime, writes_first: list = 
     """Lock the chain heads of the drafts' campaigns (ascending id) and append each draft in
     order; sets ``draft.seq``. ``writes_first``: see :func:`append_entries` (sent even when
     there is no draft)."""
-    if not drafts:
-        run_together(list(writes_first))
-        return
     entries = [NewEntry(d.campaign, d.participation, d.rule.key, d.local_date, d.quantity_milli,
                         d.counted_milli, d.rule.factor_milli, d.reduction_mg, d.source,
                         d.source_ref, d.rule.methodology_version) for d in drafts]

@@ -157,8 +157,8 @@ def _run_sqlite(dbapi_connection, compiled, params, dialect) -> list[tuple]:
 
 
 def _has_rows(cursor) -> bool:
-    """Whether the statement returned rows (read off the result's status: ``description``
-    would build a column object per column, a third of a board's psycopg work)."""
+    """Whether the statement returned rows, read off the result's status (``description``
+    builds a Column object for every column of the result, each time it is read)."""
     result = cursor.pgresult
     return result is not None and result.status == psycopg.pq.ExecStatus.TUPLES_OK
 
