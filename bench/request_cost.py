@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import os
 import pstats
 import sys
 import time
@@ -46,10 +47,21 @@ def main() -> None:
 
     app = create_app(environ=app_environ(args))
     client = app.test_client()
-    login = client.post(f"{API}/auth/wechat-login", json={"code": "sandbox:peak-7"})
-    if login.status_code != 200:
-        sys.exit(f"login failed ({login.status_code}): run bench/peak.py first")
+    reader = client.post(f"{API}/auth/wechat-login", json={"code": "sandbox:peak-8"})
+    if reader.status_code != 200:
+        sys.exit(f"login failed ({reader.status_code}): run bench/peak.py first")
+    # The reads as a load participant of bench/peak.py (its history is a typical one); the
+    # writes as a new participant of each run, whose history grows only by this run (the
+    # challenge reads of a check-in and /me go over a participant's whole history).
+    reader_headers = {"Authorization": f"Bearer {reader.json['token']}"}
+    login = client.post(f"{API}/auth/wechat-login",
+                        json={"code": f"sandbox:request-cost-{uuid.uuid4().hex[:12]}"})
     headers = {"Authorization": f"Bearer {login.json['token']}"}
+    teams = client.get(f"{API}/campaigns/{args.slug}").json["teams"]
+    joined = client.post(f"{API}/campaigns/{args.slug}/join", headers=headers,
+                         json={"team": teams[0]["key"]} if teams else {})
+    if joined.status_code not in (200, 201):
+        sys.exit(f"join failed ({joined.status_code}): {joined.get_data()[:200]}")
     base = f"{API}/campaigns/{args.slug}"
     gets = {"me": f"{base}/me", "board": f"{base}/leaderboards/individuals",
             "teams": f"{base}/leaderboards/teams?period=week"}
@@ -65,19 +77,21 @@ def main() -> None:
                     f"{base}/checkins", headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
                     json={"action": COUNT_ACTIONS[i % len(COUNT_ACTIONS)], "quantity": 1})
             else:
-                response = client.get(gets[kind], headers=headers)
+                response = client.get(gets[kind], headers=reader_headers)
             if response.status_code >= 300:
                 sys.exit(f"{kind}: {response.status_code} {response.get_data()[:200]}")
 
         for i in range(30):  # warm: compiled statements, caches, the pool
             send(i)
-        wall, cpu = time.perf_counter(), time.process_time()
+        wall, cpu, servers = time.perf_counter(), time.process_time(), server_cpu_seconds()
         for i in range(args.requests):
             send(i)
         wall = (time.perf_counter() - wall) * 1000 / args.requests
         cpu = (time.process_time() - cpu) * 1000 / args.requests
-        print(f"{kind:8} {wall:6.2f} ms wall  {cpu:6.2f} ms CPU per request "
-              f"({args.requests} requests, one at a time)")
+        servers = (server_cpu_seconds() - servers) * 1000 / args.requests
+        print(f"{kind:8} {wall:6.2f} ms wall  {cpu:6.2f} ms CPU per request, "
+              f"{servers:5.2f} ms of PostgreSQL and Redis ({args.requests} requests, one at a "
+              f"time)")
         if args.profile:
             profile = cProfile.Profile(time.process_time)  # CPU, not waits
             profile.enable()
@@ -86,6 +100,22 @@ def main() -> None:
             profile.disable()
             pstats.Stats(profile).sort_stats("cumulative").print_stats(r"backend/", 25)
             pstats.Stats(profile).sort_stats("tottime").print_stats(25)
+
+
+def server_cpu_seconds() -> float:
+    """CPU seconds used so far by this machine's PostgreSQL and Redis processes (their share
+    of a request, which the app's CPU figure leaves out; /proc, Linux only, clock ticks)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)
+            if not fields[0].endswith(("(postgres", "(redis-server")):
+                continue
+            values = fields[1].split()
+            total += int(values[11]) + int(values[12])  # utime, stime
+        except (OSError, IndexError, ValueError):
+            continue  # a process that ended meanwhile
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def werun_payloads(app, user_id: int, count: int) -> list[dict]:
