@@ -3,8 +3,9 @@ per request, in-process through the Flask test client, one request at a time (is
 
 It runs against the database and Redis that ``bench/peak.py`` seeded (``bench_peak``, Redis
 db 8): run ``make bench`` (or ``bench/peak.py``) once first. The CPU figure is the app's
-Python work (the WSGI stack, SQLAlchemy, the drivers); PostgreSQL's and Redis's own work is
-not in it, their waits are in the wall figure.
+Python work (the WSGI stack, SQLAlchemy, the drivers); beside it, the CPU that this
+machine's PostgreSQL and Redis processes used meanwhile (their background writers
+included, and anything else they served then: run it on a quiet machine).
 
     .venv/bin/python bench/request_cost.py                    # checkin, me, board, teams
     .venv/bin/python bench/request_cost.py checkin --profile  # and the top of a cProfile
