@@ -824,9 +824,8 @@ def count_round_trips(app, slug: str, person: Person, tally: Tally) -> list[tupl
                          and "FOR UPDATE" in entry), None)
             under_lock = None
             if lock is not None:
-                ends = [i for i, entry in enumerate(log) if i >= lock and (
-                    entry == "COMMIT" or entry.startswith("PIPELINE+COMMIT"))]
-                end = ends[0] + 1 if ends else len(log)
+                end = next((i + 1 for i in range(lock, len(log)) if log[i] == "COMMIT"
+                            or log[i].startswith("PIPELINE+COMMIT")), len(log))
                 under_lock = sum(1 for entry in log[lock:end]
                                  if entry not in ("CHECKOUT", "COMMITTED"))
             rows.append((label, log.count("CHECKOUT"), len(trips), statements,

@@ -16,7 +16,7 @@ from backend.models import (
     Participation,
 )
 from backend.services.campaigns import campaign_doc
-from backend.services.statements import run_together, upsert_insert
+from backend.services.statements import upsert_insert
 from campaigns.calendar import local_today
 from campaigns.challenges import Facts, progress, target
 from campaigns.decimals import mg_to_g
@@ -89,13 +89,11 @@ def view_queries(participation_id: int | None) -> list[tuple]:
             *_facts_queries(participation_id)]
 
 
-def challenge_view(participation: Participation, campaign: Campaign, now: datetime,
-                   rows=None):
-    """(challenges, badges) of GET /campaigns/{slug}/me; ``rows`` are the results of
-    :func:`view_queries` when the caller ran them (with others, in one round trip)."""
+def challenge_view(participation: Participation, campaign: Campaign, now: datetime, rows):
+    """(challenges, badges) of GET /campaigns/{slug}/me from ``rows``, the results of
+    :func:`view_queries` (run by the caller with its other reads, in one round trip)."""
     doc = campaign_doc(campaign)
-    completion_rows, day_rows, record_rows = rows or run_together(
-        view_queries(participation.id))
+    completion_rows, day_rows, record_rows = rows
     completions = dict(completion_rows)
     facts = _facts(participation, day_rows, record_rows)
     today = local_today(now, doc.timezone)

@@ -16,7 +16,6 @@ from backend.services.campaigns import campaign_doc
 from backend.services.challenges import challenge_view, view_queries
 from backend.services.holds import held_query
 from backend.services.public import CampaignRef, ParticipationRef
-from backend.services.statements import run_together
 from campaigns.decimals import mg_to_g, milli_to_number
 from campaigns.rules import points
 
@@ -46,14 +45,11 @@ def my_campaign_reads(participation_id: int | None) -> list[tuple]:
 
 
 def my_campaign(participation: ParticipationRef, campaign: CampaignRef, now: datetime,
-                head_seq: int, rows: list | None = None) -> dict:
-    """Totals, points, days active and per-action figures, from projections: every read
-    goes out in one round trip; ``rows``: theirs, when the caller ran
-    :func:`my_campaign_reads` (with the context's read). ``head_seq``: the chain head, read
-    with the campaign."""
+                head_seq: int, rows: list) -> dict:
+    """Totals, points, days active and per-action figures, from projections: ``rows`` are
+    the results of :func:`my_campaign_reads` (run by the caller with the context's read, in
+    one round trip). ``head_seq``: the chain head, read with the campaign."""
     doc = campaign_doc(campaign)
-    if rows is None:
-        rows = run_together(my_campaign_reads(participation.id))
     challenges, badges = challenge_view(participation, campaign, now, rows[:3])
     actions, ((days_active,),), holds = rows[3:]
     return {
